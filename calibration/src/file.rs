@@ -1,0 +1,394 @@
+//! The calibration file: one JSON document per rig.
+//!
+//! ```json
+//! {
+//!   "format": "polyvision-calibration",
+//!   "version": 1,
+//!   "pitch": { "length_m": 105.0, "width_m": 68.0 },
+//!   "cameras": [
+//!     { "name": "left", "image_size": [1280, 720],
+//!       "lens": { "fx": 760.0, "fy": 760.0, "cx": 640.0, "cy": 360.0, "k1": -0.2 },
+//!       "pitch_from_image": [[…], […], […]] }
+//!   ],
+//!   "panorama": { "image_size": [2560, 900], "projection": "perspective",
+//!                 "pitch_from_image": [[…], […], […]] },
+//!   "created": { "by": "rig-sim 0.1.0", "at": "2026-11-29T10:00:00Z" }
+//! }
+//! ```
+//!
+//! - `pitch_from_image` maps *undistorted* pixels of that view to pitch metres (see
+//!   [`crate::lens`]); for the panorama, which is rendered without distortion, it maps its pixels
+//!   directly.
+//! - A file describes at least one view: one camera (a single-camera calibration), or both cameras
+//!   and the panorama.
+//! - Unknown fields are rejected, so a typo never silently drops a setting. A file with a
+//!   `version` newer than [`CURRENT_VERSION`] is refused, never rewritten.
+//! - [`CalibrationFile::save`] writes atomically: a temporary file in the same folder, `fsync`,
+//!   rename over the target, `fsync` of the folder. A reader sees the old or the new file, never a
+//!   mix.
+
+use crate::{Homography, LensModel, PitchSize};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The value of the `format` field.
+pub const FORMAT_NAME: &str = "polyvision-calibration";
+/// The newest format version this build reads and the one it writes.
+pub const CURRENT_VERSION: u32 = 1;
+
+/// Errors from reading, validating or writing a calibration file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FileError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid JSON of the expected shape.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Where and what went wrong.
+        source: serde_json::Error,
+    },
+    /// A field has a value that is not allowed.
+    #[error("{path}: field `{field}`: {problem}")]
+    Invalid {
+        /// The file, or `<memory>` for a document not read from disk.
+        path: PathBuf,
+        /// Path of the field, e.g. `cameras[1].lens.fx`.
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+/// Who wrote a calibration, and when.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// Program or person that produced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// RFC 3339 time stamp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Calibration of one physical camera.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CameraCalibration {
+    /// `left` or `right` on a two-camera rig; any unique name otherwise.
+    pub name: String,
+    /// Width and height of the camera image, pixels.
+    pub image_size: [u32; 2],
+    /// Intrinsics and distortion.
+    pub lens: LensModel,
+    /// Undistorted camera pixels → pitch metres.
+    pub pitch_from_image: Homography,
+}
+
+/// How the panorama image is formed from the rig's centre of projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Projection {
+    /// A virtual pinhole camera: the pitch plane maps to the panorama by a homography.
+    Perspective,
+}
+
+/// The stitched panorama the detector runs on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanoramaCalibration {
+    /// Width and height, pixels.
+    pub image_size: [u32; 2],
+    /// The projection that forms it.
+    pub projection: Projection,
+    /// Panorama pixels → pitch metres.
+    pub pitch_from_image: Homography,
+}
+
+/// A rig's whole calibration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalibrationFile {
+    /// Always [`FORMAT_NAME`].
+    pub format: String,
+    /// Format version.
+    pub version: u32,
+    /// The pitch the homographies map onto.
+    pub pitch: PitchSize,
+    /// One entry per camera.
+    pub cameras: Vec<CameraCalibration>,
+    /// The panorama, when the rig stitches one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panorama: Option<PanoramaCalibration>,
+    /// Who wrote it and when.
+    #[serde(default)]
+    pub created: Provenance,
+}
+
+impl CalibrationFile {
+    /// A new file of the current version.
+    pub fn new(pitch: PitchSize, cameras: Vec<CameraCalibration>) -> Self {
+        CalibrationFile {
+            format: FORMAT_NAME.to_string(),
+            version: CURRENT_VERSION,
+            pitch,
+            cameras,
+            panorama: None,
+            created: Provenance::default(),
+        }
+    }
+
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Self, FileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| FileError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_json(&text, path)
+    }
+
+    /// Parses and validates a document; `origin` names it in errors.
+    pub fn from_json(text: &str, origin: &Path) -> Result<Self, FileError> {
+        // Check the version before the shape, so that a newer file gets the right message.
+        #[derive(Deserialize)]
+        struct Header {
+            format: Option<String>,
+            version: Option<u32>,
+        }
+        let header: Header = serde_json::from_str(text).map_err(|source| FileError::Parse {
+            path: origin.to_owned(),
+            source,
+        })?;
+        let invalid = |field: &str, problem: String| FileError::Invalid {
+            path: origin.to_owned(),
+            field: field.to_string(),
+            problem,
+        };
+        match header.format.as_deref() {
+            Some(FORMAT_NAME) => {}
+            Some(other) => {
+                return Err(invalid(
+                    "format",
+                    format!("expected \"{FORMAT_NAME}\", got \"{other}\""),
+                ));
+            }
+            None => return Err(invalid("format", "missing".into())),
+        }
+        match header.version {
+            Some(v) if v > CURRENT_VERSION => {
+                return Err(invalid(
+                    "version",
+                    format!(
+                        "version {v} is newer than this build reads ({CURRENT_VERSION}); upgrade the software"
+                    ),
+                ));
+            }
+            Some(0) | None => return Err(invalid("version", "missing or 0".into())),
+            Some(_) => {}
+        }
+        let file: CalibrationFile =
+            serde_json::from_str(text).map_err(|source| FileError::Parse {
+                path: origin.to_owned(),
+                source,
+            })?;
+        file.validate()
+            .map_err(|(field, problem)| invalid(&field, problem))?;
+        Ok(file)
+    }
+
+    /// Checks every field; the error is `(field path, problem)`.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        self.pitch
+            .validate()
+            .map_err(|p| ("pitch".to_string(), p))?;
+        if self.cameras.is_empty() {
+            return Err(("cameras".into(), "at least one camera is required".into()));
+        }
+        for (i, cam) in self.cameras.iter().enumerate() {
+            let field = |f: &str| format!("cameras[{i}].{f}");
+            if cam.name.trim().is_empty() {
+                return Err((field("name"), "must not be empty".into()));
+            }
+            if self.cameras[..i].iter().any(|c| c.name == cam.name) {
+                return Err((field("name"), format!("\"{}\" is used twice", cam.name)));
+            }
+            check_size(cam.image_size).map_err(|p| (field("image_size"), p))?;
+            let l = &cam.lens;
+            for (name, v) in [("fx", l.fx), ("fy", l.fy)] {
+                if !(v.is_finite() && v > 0.0) {
+                    return Err((
+                        field(&format!("lens.{name}")),
+                        format!("must be a positive number, got {v}"),
+                    ));
+                }
+            }
+            for (name, v) in [
+                ("cx", l.cx),
+                ("cy", l.cy),
+                ("k1", l.k1),
+                ("k2", l.k2),
+                ("k3", l.k3),
+                ("p1", l.p1),
+                ("p2", l.p2),
+            ] {
+                if !v.is_finite() {
+                    return Err((
+                        field(&format!("lens.{name}")),
+                        format!("must be a finite number, got {v}"),
+                    ));
+                }
+            }
+            // The distortion must be invertible out to the image corners.
+            let [w, h] = cam.image_size.map(f64::from);
+            let corner = [[0.0, 0.0], [w, 0.0], [0.0, h], [w, h]]
+                .iter()
+                .map(|c| {
+                    let n = l.normalize(*c);
+                    n[0].hypot(n[1])
+                })
+                .fold(0.0, f64::max);
+            if !l.is_monotonic_to(corner * 1.05) {
+                return Err((
+                    field("lens"),
+                    "distortion folds over inside the image (radial terms not monotonic)".into(),
+                ));
+            }
+        }
+        if let Some(p) = &self.panorama {
+            check_size(p.image_size).map_err(|e| ("panorama.image_size".to_string(), e))?;
+        }
+        Ok(())
+    }
+
+    /// The camera with this name.
+    pub fn camera(&self, name: &str) -> Option<&CameraCalibration> {
+        self.cameras.iter().find(|c| c.name == name)
+    }
+
+    /// Writes the file atomically (temporary file, fsync, rename, fsync of the folder).
+    pub fn save(&self, path: &Path) -> Result<(), FileError> {
+        let io = |source| FileError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        self.validate()
+            .map_err(|(field, problem)| FileError::Invalid {
+                path: path.to_owned(),
+                field,
+                problem,
+            })?;
+        let mut text = serde_json::to_string_pretty(self).map_err(|source| FileError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        text.push('\n');
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+        let result = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            std::fs::File::open(&dir)?.sync_all()
+        })();
+        if result.is_err() {
+            // Best effort: the temporary file is garbage either way.
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map_err(io)
+    }
+}
+
+fn check_size(size: [u32; 2]) -> Result<(), String> {
+    if size[0] == 0 || size[1] == 0 || size[0] > 32768 || size[1] > 32768 {
+        return Err(format!(
+            "{}×{} is not a usable image size",
+            size[0], size[1]
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> CalibrationFile {
+        let h = Homography::from_rows([[0.1, 0.0, -64.0], [0.0, -0.1, 36.0], [0.0, 0.0, 1.0]])
+            .expect("valid");
+        CalibrationFile::new(
+            PitchSize::default(),
+            vec![CameraCalibration {
+                name: "left".into(),
+                image_size: [1280, 720],
+                lens: LensModel {
+                    k1: -0.1,
+                    ..LensModel::pinhole(800.0, 800.0, 640.0, 360.0)
+                },
+                pitch_from_image: h,
+            }],
+        )
+    }
+
+    #[test]
+    fn save_then_load_is_lossless() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cal.json");
+        let cal = sample();
+        cal.save(&path).expect("save");
+        assert_eq!(CalibrationFile::load(&path).expect("load"), cal);
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("read dir").count(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut v = serde_json::to_value(sample()).expect("json");
+        v["cameras"][0]["lens"]["fx"] = serde_json::json!(-5.0);
+        let err = CalibrationFile::from_json(&v.to_string(), Path::new("x.json")).unwrap_err();
+        assert!(err.to_string().contains("cameras[0].lens.fx"), "{err}");
+
+        let mut v = serde_json::to_value(sample()).expect("json");
+        v["cameras"][0]["lens"]["fxx"] = serde_json::json!(5.0);
+        let err = CalibrationFile::from_json(&v.to_string(), Path::new("x.json")).unwrap_err();
+        assert!(err.to_string().contains("fxx"), "{err}");
+
+        let mut v = serde_json::to_value(sample()).expect("json");
+        v["cameras"][0]["pitch_from_image"] = serde_json::json!([[1, 2, 3], [2, 4, 6], [0, 0, 1]]);
+        let err = CalibrationFile::from_json(&v.to_string(), Path::new("x.json")).unwrap_err();
+        assert!(err.to_string().contains("singular"), "{err}");
+    }
+
+    #[test]
+    fn a_newer_version_is_refused_and_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cal.json");
+        let mut v = serde_json::to_value(sample()).expect("json");
+        v["version"] = serde_json::json!(CURRENT_VERSION + 1);
+        let text = v.to_string();
+        std::fs::write(&path, &text).expect("write");
+        let err = CalibrationFile::load(&path).unwrap_err();
+        assert!(err.to_string().contains("newer"), "{err}");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
+    }
+}

@@ -1,0 +1,302 @@
+//! The pitch: size, coordinate frame and markings.
+//!
+//! Coordinates are metres with the origin at the centre spot, x along the touchlines
+//! (−length/2 … length/2) and y across (−width/2 … width/2). The rig stands behind the touchline
+//! at negative y. Marking dimensions follow the Laws of the Game (IFAB, Law 1).
+
+use serde::{Deserialize, Serialize};
+use std::f64::consts::{FRAC_PI_2, PI, TAU};
+
+/// Width of every painted line, metres (Law 1 allows at most 12 cm).
+pub const LINE_WIDTH_M: f64 = 0.12;
+/// Radius of the centre circle and the penalty arcs, metres.
+pub const CIRCLE_RADIUS_M: f64 = 9.15;
+/// Distance between the inner edges of the goal posts, metres.
+pub const GOAL_WIDTH_M: f64 = 7.32;
+/// Height of the lower edge of the crossbar, metres.
+pub const GOAL_HEIGHT_M: f64 = 2.44;
+/// Depth of the penalty area from the goal line, metres.
+pub const PENALTY_AREA_DEPTH_M: f64 = 16.5;
+/// Width of the penalty area, metres.
+pub const PENALTY_AREA_WIDTH_M: f64 = 40.32;
+/// Depth of the goal area from the goal line, metres.
+pub const GOAL_AREA_DEPTH_M: f64 = 5.5;
+/// Width of the goal area, metres.
+pub const GOAL_AREA_WIDTH_M: f64 = 18.32;
+/// Distance of the penalty mark from the goal line, metres.
+pub const PENALTY_MARK_DISTANCE_M: f64 = 11.0;
+/// Radius of the corner arcs, metres.
+pub const CORNER_ARC_RADIUS_M: f64 = 1.0;
+/// Radius of the centre spot and the penalty marks, metres.
+pub const SPOT_RADIUS_M: f64 = 0.11;
+
+/// Length and width of a pitch, metres.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PitchSize {
+    /// Touchline length (x extent), metres.
+    pub length_m: f64,
+    /// Goal line length (y extent), metres.
+    pub width_m: f64,
+}
+
+impl Default for PitchSize {
+    fn default() -> Self {
+        PitchSize {
+            length_m: 105.0,
+            width_m: 68.0,
+        }
+    }
+}
+
+/// A painted marking, as the centre line of the paint.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Marking {
+    /// A straight line from `a` to `b`.
+    Segment {
+        /// Start point, metres.
+        a: [f64; 2],
+        /// End point, metres.
+        b: [f64; 2],
+    },
+    /// A circular arc from `start` to `end` radians, counter-clockwise.
+    Arc {
+        /// Centre, metres.
+        centre: [f64; 2],
+        /// Radius, metres.
+        radius: f64,
+        /// Start angle, radians.
+        start: f64,
+        /// End angle, radians (greater than `start`).
+        end: f64,
+    },
+    /// A filled disc (centre spot, penalty marks).
+    Spot {
+        /// Centre, metres.
+        centre: [f64; 2],
+        /// Radius, metres.
+        radius: f64,
+    },
+}
+
+impl Marking {
+    /// Signed distance from `p` to the painted area of this marking: negative inside the paint.
+    pub fn paint_distance(&self, p: [f64; 2]) -> f64 {
+        match *self {
+            Marking::Segment { a, b } => {
+                let (dx, dy) = (b[0] - a[0], b[1] - a[1]);
+                let len2 = dx * dx + dy * dy;
+                let t = (((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / len2).clamp(0.0, 1.0);
+                let (qx, qy) = (a[0] + t * dx, a[1] + t * dy);
+                (p[0] - qx).hypot(p[1] - qy) - LINE_WIDTH_M / 2.0
+            }
+            Marking::Arc {
+                centre,
+                radius,
+                start,
+                end,
+            } => {
+                let (vx, vy) = (p[0] - centre[0], p[1] - centre[1]);
+                let mut angle = vy.atan2(vx);
+                while angle < start {
+                    angle += TAU;
+                }
+                if angle <= end {
+                    (vx.hypot(vy) - radius).abs() - LINE_WIDTH_M / 2.0
+                } else {
+                    let end_point =
+                        |a: f64| [centre[0] + radius * a.cos(), centre[1] + radius * a.sin()];
+                    let [sx, sy] = end_point(start);
+                    let [ex, ey] = end_point(end);
+                    (p[0] - sx)
+                        .hypot(p[1] - sy)
+                        .min((p[0] - ex).hypot(p[1] - ey))
+                        - LINE_WIDTH_M / 2.0
+                }
+            }
+            Marking::Spot { centre, radius } => (p[0] - centre[0]).hypot(p[1] - centre[1]) - radius,
+        }
+    }
+
+    /// Points along the marking's centre line, at most `step_m` apart (for drawing overlays).
+    pub fn polyline(&self, step_m: f64) -> Vec<[f64; 2]> {
+        match *self {
+            Marking::Segment { a, b } => {
+                let n = ((a[0] - b[0]).hypot(a[1] - b[1]) / step_m).ceil().max(1.0) as usize;
+                (0..=n)
+                    .map(|i| {
+                        let t = i as f64 / n as f64;
+                        [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])]
+                    })
+                    .collect()
+            }
+            Marking::Arc {
+                centre,
+                radius,
+                start,
+                end,
+            } => {
+                let n = ((end - start) * radius / step_m).ceil().max(1.0) as usize;
+                (0..=n)
+                    .map(|i| {
+                        let a = start + (end - start) * i as f64 / n as f64;
+                        [centre[0] + radius * a.cos(), centre[1] + radius * a.sin()]
+                    })
+                    .collect()
+            }
+            Marking::Spot { centre, .. } => vec![centre],
+        }
+    }
+}
+
+impl PitchSize {
+    /// Half the length and half the width.
+    pub fn half_extents(&self) -> [f64; 2] {
+        [self.length_m / 2.0, self.width_m / 2.0]
+    }
+
+    /// Checks the size against Law 1 (90–120 m by 45–90 m, longer than wide); the error names
+    /// the offending dimension.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.length_m.is_finite() && (90.0..=120.0).contains(&self.length_m)) {
+            return Err(format!("length_m = {} is outside 90–120 m", self.length_m));
+        }
+        if !(self.width_m.is_finite() && (45.0..=90.0).contains(&self.width_m)) {
+            return Err(format!("width_m = {} is outside 45–90 m", self.width_m));
+        }
+        if self.width_m >= self.length_m {
+            return Err(format!(
+                "width_m = {} is not less than length_m = {}",
+                self.width_m, self.length_m
+            ));
+        }
+        Ok(())
+    }
+
+    /// True when `p` lies on the pitch, lines included.
+    pub fn contains(&self, p: [f64; 2]) -> bool {
+        let [hl, hw] = self.half_extents();
+        p[0].abs() <= hl && p[1].abs() <= hw
+    }
+
+    /// Every marking of the pitch.
+    pub fn markings(&self) -> Vec<Marking> {
+        let [hl, hw] = self.half_extents();
+        let seg = |a: [f64; 2], b: [f64; 2]| Marking::Segment { a, b };
+        let mut m = vec![
+            seg([-hl, -hw], [hl, -hw]),
+            seg([-hl, hw], [hl, hw]),
+            seg([-hl, -hw], [-hl, hw]),
+            seg([hl, -hw], [hl, hw]),
+            seg([0.0, -hw], [0.0, hw]),
+            Marking::Arc {
+                centre: [0.0, 0.0],
+                radius: CIRCLE_RADIUS_M,
+                start: 0.0,
+                end: TAU,
+            },
+            Marking::Spot {
+                centre: [0.0, 0.0],
+                radius: SPOT_RADIUS_M,
+            },
+        ];
+        // Half-angle of the penalty arc outside the penalty area.
+        let arc_half = ((PENALTY_AREA_DEPTH_M - PENALTY_MARK_DISTANCE_M) / CIRCLE_RADIUS_M).acos();
+        for side in [-1.0, 1.0] {
+            let goal_x = side * hl;
+            for (depth, width) in [
+                (PENALTY_AREA_DEPTH_M, PENALTY_AREA_WIDTH_M),
+                (GOAL_AREA_DEPTH_M, GOAL_AREA_WIDTH_M),
+            ] {
+                let inner_x = goal_x - side * depth;
+                let hy = width / 2.0;
+                m.push(seg([goal_x, -hy], [inner_x, -hy]));
+                m.push(seg([inner_x, -hy], [inner_x, hy]));
+                m.push(seg([inner_x, hy], [goal_x, hy]));
+            }
+            let mark = [goal_x - side * PENALTY_MARK_DISTANCE_M, 0.0];
+            m.push(Marking::Spot {
+                centre: mark,
+                radius: SPOT_RADIUS_M,
+            });
+            // The arc faces the centre of the pitch: around angle π for the right goal, 0 for the
+            // left one.
+            let mid = if side > 0.0 { PI } else { 0.0 };
+            m.push(Marking::Arc {
+                centre: mark,
+                radius: CIRCLE_RADIUS_M,
+                start: mid - arc_half,
+                end: mid + arc_half,
+            });
+        }
+        for (corner, start) in [
+            ([-hl, -hw], 0.0),
+            ([hl, -hw], FRAC_PI_2),
+            ([hl, hw], PI),
+            ([-hl, hw], PI + FRAC_PI_2),
+        ] {
+            m.push(Marking::Arc {
+                centre: corner,
+                radius: CORNER_ARC_RADIUS_M,
+                start,
+                end: start + FRAC_PI_2,
+            });
+        }
+        m
+    }
+
+    /// Signed distance from `p` to the nearest paint (negative inside a line).
+    pub fn paint_distance(&self, markings: &[Marking], p: [f64; 2]) -> f64 {
+        markings
+            .iter()
+            .map(|m| m.paint_distance(p))
+            .fold(f64::INFINITY, f64::min)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_painted_where_the_laws_put_them() {
+        let pitch = PitchSize::default();
+        let m = pitch.markings();
+        // On the halfway line, the touchline, the penalty-area corner and the centre circle.
+        for p in [
+            [0.0, 10.0],
+            [20.0, -34.0],
+            [52.5 - 16.5, 20.16],
+            [9.15, 0.0],
+            [0.0, 9.15],
+        ] {
+            assert!(pitch.paint_distance(&m, p) < 0.0, "{p:?} should be painted");
+        }
+        // Grass: inside the penalty area, inside the centre circle but off the spot, and the
+        // part of the penalty arc's circle that lies inside the penalty area.
+        for p in [[45.0, 5.0], [3.0, 3.0], [52.5 - 11.0 - 0.0, 9.15]] {
+            assert!(pitch.paint_distance(&m, p) > 0.0, "{p:?} should be grass");
+        }
+        // The penalty arc outside the area is painted.
+        assert!(pitch.paint_distance(&m, [52.5 - 11.0 - 9.15, 0.0]) < 0.0);
+        assert!(pitch.paint_distance(&m, [-52.5 + 11.0 + 9.15, 0.0]) < 0.0);
+    }
+
+    #[test]
+    fn validation_names_the_bad_dimension() {
+        let err = PitchSize {
+            length_m: 130.0,
+            width_m: 68.0,
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.contains("length_m"), "{err}");
+        let err = PitchSize {
+            length_m: 100.0,
+            width_m: f64::NAN,
+        }
+        .validate()
+        .unwrap_err();
+        assert!(err.contains("width_m"), "{err}");
+    }
+}

@@ -1,0 +1,277 @@
+//! `rig-sim`: render a simulated match with ground truth, or describe one already rendered.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use rig_sim::motion::Motion;
+use rig_sim::motion::metrica::{EXCERPT, MetricaMotion, find_data_dir};
+use rig_sim::motion::procedural::ProceduralMotion;
+use rig_sim::rig::{DEFAULT_RIG_TOML, RigConfig};
+use rig_sim::sim::{RenderJob, render_match};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "rig-sim",
+    version,
+    about = "Renders what the rig's two cameras film, with exact ground truth"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Source {
+    /// A procedural match of any length.
+    Procedural,
+    /// Real trajectories from the Metrica Sports sample data (84 s).
+    Metrica,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Render both cameras' videos and the ground truth.
+    Render {
+        /// Rig file (TOML); fields left out take the default rig's values.
+        #[arg(long)]
+        rig: Option<PathBuf>,
+        /// Length of the rendering, seconds.
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Where the motion comes from.
+        #[arg(long, value_enum, default_value_t = Source::Procedural)]
+        source: Source,
+        /// Metrica EPTS tracking file (default: the excerpt in ../shared/data).
+        #[arg(long)]
+        metrica: Option<PathBuf>,
+        /// Start this many seconds into the Metrica data (kick-off is at 14.4 s).
+        #[arg(long, default_value_t = 14.4)]
+        start: f64,
+        /// Seed for the cast, the stadium and the procedural match.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output folder.
+        #[arg(long, default_value = "out/sample-match")]
+        out: PathBuf,
+        /// Write only the truth, no videos (fast; for long matches).
+        #[arg(long)]
+        no_video: bool,
+        /// Also save this frame (0-based) of both cameras as PNG; repeatable.
+        #[arg(long)]
+        snapshot: Vec<u64>,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Summarise a rendered match: length, objects, distances, truth rows, visibility.
+    Describe {
+        /// Folder written by `render`.
+        dir: PathBuf,
+    },
+    /// Print the default rig file.
+    Rig,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rig-sim: error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Rig => {
+            print!("{DEFAULT_RIG_TOML}");
+            Ok(())
+        }
+        Command::Describe { dir } => describe(&dir),
+        Command::Render {
+            rig,
+            seconds,
+            source,
+            metrica,
+            start,
+            seed,
+            out,
+            no_video,
+            snapshot,
+            quiet,
+        } => {
+            if !(seconds.is_finite() && seconds > 0.0) {
+                bail!("--seconds must be a positive number, got {seconds}");
+            }
+            let rig = match rig {
+                Some(path) => RigConfig::load(&path)?,
+                None => RigConfig::default(),
+            };
+            let (motion, source_name): (Box<dyn Motion + Send>, String) = match source {
+                Source::Procedural => (
+                    Box::new(ProceduralMotion::new(rig.pitch, rig.fps, seconds, seed)),
+                    "procedural".into(),
+                ),
+                Source::Metrica => {
+                    let path = match metrica {
+                        Some(p) => p,
+                        None => find_data_dir()
+                            .map(|d| d.join(EXCERPT))
+                            .context("the Metrica data was not found: pass --metrica FILE, set POLYVISION_DATA, or keep ../shared/data beside the repository")?,
+                    };
+                    let m = MetricaMotion::open(&path, rig.pitch, rig.fps, start, seconds)?;
+                    (Box::new(m), format!("metrica:{}", path.display()))
+                }
+            };
+            if !quiet {
+                eprintln!(
+                    "rig-sim: rendering {seconds} s at {} fps ({} frames per camera), {} source, seed {seed} → {}",
+                    rig.fps,
+                    motion.frame_count(),
+                    source_name,
+                    out.display()
+                );
+            }
+            let job = RenderJob {
+                out: out.clone(),
+                seed,
+                video: !no_video,
+                snapshots: snapshot,
+                source: source_name,
+                progress: !quiet,
+            };
+            let s = render_match(rig, motion, &job)?;
+            println!(
+                "rendered {} frames per camera ({:.1} s of match) in {:.1} s + {:.1} s set-up: {:.1} frames/s (both cameras, encoding and truth included)",
+                s.frames, s.seconds, s.render_s, s.setup_s, s.frames_per_s
+            );
+            println!("output: {}", out.display());
+            Ok(())
+        }
+    }
+}
+
+fn describe(dir: &Path) -> Result<()> {
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("summary.json")).with_context(|| {
+            format!(
+                "{} has no summary.json: is it a rig-sim output folder?",
+                dir.display()
+            )
+        })?,
+    )
+    .context("summary.json is not valid JSON")?;
+    println!("match in {}", dir.display());
+    println!(
+        "  source {}, seed {}, {} frames at {} fps = {:.1} s",
+        summary["source"].as_str().unwrap_or("?"),
+        summary["seed"],
+        summary["frames"],
+        summary["fps"],
+        summary["seconds"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "  cameras {} and {}, panorama {}",
+        summary["camera_size"][0], summary["camera_size"][1], summary["panorama_size"]
+    );
+    for v in summary["videos"].as_array().into_iter().flatten() {
+        let name = v.as_str().unwrap_or("?");
+        let size = std::fs::metadata(dir.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        println!("  video {name}: {:.1} MB", size as f64 / 1e6);
+    }
+    println!(
+        "  rendering speed {:.1} frames/s",
+        summary["frames_per_s"].as_f64().unwrap_or(0.0)
+    );
+
+    // Distances and top speeds from the truth.
+    let csv = std::fs::read_to_string(dir.join("truth/positions.csv"))
+        .context("reading truth/positions.csv")?;
+    let mut last: BTreeMap<u32, (f64, f64, f64)> = BTreeMap::new();
+    let mut stats: BTreeMap<(String, String), (f64, f64, u32)> = BTreeMap::new();
+    let mut ids: BTreeMap<u32, (String, String)> = BTreeMap::new();
+    let mut air = 0u64;
+    let mut ball_rows = 0u64;
+    for (n, line) in csv.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != 10 {
+            bail!(
+                "truth/positions.csv:{}: expected 10 fields, got {}",
+                n + 1,
+                f.len()
+            );
+        }
+        let num = |i: usize| {
+            f[i].parse::<f64>().with_context(|| {
+                format!("truth/positions.csv:{}: `{}` is not a number", n + 1, f[i])
+            })
+        };
+        let id: u32 = f[2]
+            .parse()
+            .with_context(|| format!("truth/positions.csv:{}: bad id", n + 1))?;
+        let (t, x, y) = (num(1)?, num(5)?, num(6)?);
+        if f[3] == "ball" {
+            ball_rows += 1;
+            air += u64::from(num(7)? > 0.3);
+            continue;
+        }
+        ids.entry(id)
+            .or_insert_with(|| (f[4].to_string(), f[3].to_string()));
+        if let Some((pt, px, py)) = last.insert(id, (t, x, y)) {
+            let step = (x - px).hypot(y - py);
+            let e = stats
+                .entry((f[4].to_string(), f[3].to_string()))
+                .or_insert((0.0, 0.0, 0));
+            e.0 += step;
+            if t > pt {
+                e.1 = e.1.max(step / (t - pt));
+            }
+        }
+    }
+    for (id, key) in &ids {
+        let _ = id;
+        if let Some(e) = stats.get_mut(key) {
+            e.2 += 1;
+        }
+    }
+    for ((team, role), (distance, top, count)) in &stats {
+        let count = (*count).max(1);
+        println!(
+            "  {team:<9} {role:<18} ×{count:<2} mean distance {:>6.0} m, fastest frame-to-frame speed {:.1} m/s",
+            distance / count as f64,
+            top
+        );
+    }
+    if ball_rows > 0 {
+        println!(
+            "  ball tracked on {ball_rows} frames, in the air (> 0.3 m) on {:.0}%",
+            100.0 * air as f64 / ball_rows as f64
+        );
+    }
+    for view in ["left", "right", "panorama"] {
+        let gt = std::fs::read_to_string(dir.join("truth").join(view).join("gt/gt.txt"))
+            .unwrap_or_default();
+        let (mut rows, mut vis_sum, mut occluded) = (0u64, 0.0, 0u64);
+        for line in gt.lines() {
+            if let Some(v) = line.rsplit(',').next().and_then(|v| v.parse::<f64>().ok()) {
+                rows += 1;
+                vis_sum += v;
+                occluded += u64::from(v < 0.5);
+            }
+        }
+        println!(
+            "  truth {view:<8}: {rows} boxes, mean visibility {:.2}, {:.1}% less than half visible",
+            vis_sum / rows.max(1) as f64,
+            100.0 * occluded as f64 / rows.max(1) as f64
+        );
+    }
+    Ok(())
+}
