@@ -7,7 +7,7 @@
 //! - the [`lens`] model: Brown–Conrady radial and tangential distortion of one camera;
 //! - [`Homography`]: a plane-to-plane projective map, used for the field homography
 //!   (image pixels → pitch metres);
-//! - the [`file`] format of a rig's calibration: one versioned JSON document, validated on load
+//! - the [`file`](mod@file) format of a rig's calibration: one versioned JSON document, validated on load
 //!   with errors that name the bad field, written atomically.
 //!
 //! It does no I/O other than reading and writing calibration files, and knows nothing of video,

@@ -113,7 +113,7 @@ impl VideoWriter {
         };
         while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
             if let gst::MessageView::Error(err) = msg.view() {
-                return Err(self.pipeline_error(&err));
+                return Err(self.pipeline_error(err));
             }
         }
         Ok(())
@@ -181,7 +181,7 @@ impl VideoWriter {
             };
             match msg.view() {
                 gst::MessageView::Eos(_) => break Ok(self.frames),
-                gst::MessageView::Error(err) => break Err(self.pipeline_error(&err)),
+                gst::MessageView::Error(err) => break Err(self.pipeline_error(err)),
                 _ => {}
             }
         };

@@ -340,14 +340,15 @@ impl ProceduralMotion {
             _ => {}
         }
         // Keep a little personal space.
-        for i in 0..self.agents.len() {
-            for j in 0..self.agents.len() {
-                let (a, b) = (self.agents[i].mover.pos, self.agents[j].mover.pos);
-                let gap = dist(a, b);
+        let positions: Vec<[f64; 2]> = self.agents.iter().map(|a| a.mover.pos).collect();
+        for (i, (target, _)) in targets.iter_mut().enumerate() {
+            let a = positions[i];
+            for (j, b) in positions.iter().enumerate() {
+                let gap = dist(a, *b);
                 if i != j && gap < 1.3 && gap > 1e-6 {
                     let push = (1.3 - gap) * 2.0;
-                    targets[i].0[0] += (a[0] - b[0]) / gap * push;
-                    targets[i].0[1] += (a[1] - b[1]) / gap * push;
+                    target[0] += (a[0] - b[0]) / gap * push;
+                    target[1] += (a[1] - b[1]) / gap * push;
                 }
             }
         }
@@ -587,15 +588,15 @@ mod tests {
                 samples += 1;
                 assert!(p.pos[0].abs() < 56.0 && p.pos[1].abs() < 38.0, "{p:?}");
             }
-            if let (Some(prev), Some(b)) = (&prev, f.ball) {
-                if let Some(pb) = prev.ball {
-                    let jump = (b.pos[0] - pb.pos[0]).hypot(b.pos[1] - pb.pos[1]) * fps as f64;
-                    assert!(
-                        jump < 40.0,
-                        "ball jumped at {jump} m/s on frame {}",
-                        f.index
-                    );
-                }
+            if let (Some(prev), Some(b)) = (&prev, f.ball)
+                && let Some(pb) = prev.ball
+            {
+                let jump = (b.pos[0] - pb.pos[0]).hypot(b.pos[1] - pb.pos[1]) * fps as f64;
+                assert!(
+                    jump < 40.0,
+                    "ball jumped at {jump} m/s on frame {}",
+                    f.index
+                );
             }
             prev = Some(f);
         }

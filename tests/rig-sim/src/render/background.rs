@@ -123,18 +123,20 @@ impl Stadium {
         for side in [-1.0, 1.0] {
             let gx = side * (hl + POST_RADIUS);
             for py in [-post_y, post_y] {
-                if let Some(t) = vertical_cylinder(o, d, [gx, py], POST_RADIUS) {
-                    if t < best && (0.0..=bar_z + POST_RADIUS).contains(&at(o, d, t)[2]) {
-                        best = t;
-                        colour = [250.0, 250.0, 250.0];
-                    }
-                }
-            }
-            if let Some(t) = bar_cylinder(o, d, gx, bar_z, POST_RADIUS) {
-                if t < best && at(o, d, t)[1].abs() <= post_y {
+                if let Some(t) = vertical_cylinder(o, d, [gx, py], POST_RADIUS)
+                    && t < best
+                    && (0.0..=bar_z + POST_RADIUS).contains(&at(o, d, t)[2])
+                {
                     best = t;
                     colour = [250.0, 250.0, 250.0];
                 }
+            }
+            if let Some(t) = bar_cylinder(o, d, gx, bar_z, POST_RADIUS)
+                && t < best
+                && at(o, d, t)[1].abs() <= post_y
+            {
+                best = t;
+                colour = [250.0, 250.0, 250.0];
             }
             // Net: back, top and two sides of a box behind the goal line.
             let back = side * (hl + NET_DEPTH);

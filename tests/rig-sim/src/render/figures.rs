@@ -310,79 +310,95 @@ pub fn draw_objects(
     }
     items.sort_by(|a, b| b.0.total_cmp(&a.0));
 
-    let mut views = Vec::new();
-    let mut owned: Vec<(u32, u32)> = Vec::new();
+    // (view, pixel region its id may occupy, pixels it owned right after it was drawn)
+    let mut drawn: Vec<(ObjectView, [f64; 4], u32)> = Vec::new();
     for (_, item) in items {
         match item {
             Item::Person(fig) => {
-                let mut n = 0;
                 for (pts, colour) in &fig.parts {
-                    n += canvas.fill_convex(pts, &paint(camera, *colour, 1.0, fig.id));
+                    canvas.fill_convex(pts, &paint(camera, *colour, 1.0, fig.id));
                 }
                 for (c, r, colour) in &fig.discs {
-                    n += canvas.fill_disc(*c, *r, &paint(camera, *colour, 1.0, fig.id));
+                    canvas.fill_disc(*c, *r, &paint(camera, *colour, 1.0, fig.id));
                 }
-                owned.push((fig.id, n));
-                views.push(ObjectView {
-                    id: fig.id,
-                    bbox: fig.bbox(),
-                    visibility: 0.0,
-                });
+                let bbox = fig.bbox();
+                // Parts overlap, so count distinct pixels rather than summing the fills.
+                let own = count_id(canvas, bbox, fig.id);
+                drawn.push((
+                    ObjectView {
+                        id: fig.id,
+                        bbox,
+                        visibility: 0.0,
+                    },
+                    bbox,
+                    own,
+                ));
             }
             Item::Ball => {
                 let Some((b, centre, _)) = ball else { continue };
-                if let Some((bbox, n)) = draw_ball(camera, centre, b.vel, exposure_s, canvas) {
-                    owned.push((BALL_ID, n));
-                    views.push(ObjectView {
-                        id: BALL_ID,
-                        bbox,
-                        visibility: 0.0,
-                    });
+                if let Some((bbox, region, own)) =
+                    draw_ball(camera, centre, b.vel, exposure_s, canvas)
+                {
+                    drawn.push((
+                        ObjectView {
+                            id: BALL_ID,
+                            bbox,
+                            visibility: 0.0,
+                        },
+                        region,
+                        own,
+                    ));
                 }
             }
         }
     }
 
-    // Visibility: pixels still showing the object, over the pixels it would cover in full.
-    for v in &mut views {
-        let drawn = owned
-            .iter()
-            .find(|(id, _)| *id == v.id)
-            .map(|(_, n)| *n)
-            .unwrap_or(0);
-        let [x0, y0, x1, y1] = v.bbox;
-        let full = ((x1 - x0) * (y1 - y0)).max(1e-9);
-        let cx = (
-            x0.max(0.0),
-            y0.max(0.0),
-            x1.min(canvas.width as f64),
-            y1.min(canvas.height as f64),
-        );
-        let inside = ((cx.2 - cx.0).max(0.0) * (cx.3 - cx.1).max(0.0)) / full;
-        let mut seen = 0u32;
-        for y in (cx.1.floor() as usize)..(cx.3.ceil() as usize).min(canvas.height) {
-            for x in (cx.0.floor() as usize)..(cx.2.ceil() as usize).min(canvas.width) {
-                seen += u32::from(canvas.ids[y * canvas.width + x] == v.id as u16);
-            }
-        }
-        v.visibility = if drawn == 0 {
-            0.0
-        } else {
-            (seen as f64 / drawn as f64 * inside).clamp(0.0, 1.0)
-        };
-    }
-    views
+    // Visibility: pixels still showing the object over the pixels it had when drawn, times the
+    // part of its box inside the image.
+    drawn
+        .into_iter()
+        .map(|(mut v, region, own)| {
+            let [x0, y0, x1, y1] = v.bbox;
+            let full = ((x1 - x0) * (y1 - y0)).max(1e-9);
+            let clipped = (x1.min(canvas.width as f64) - x0.max(0.0)).max(0.0)
+                * (y1.min(canvas.height as f64) - y0.max(0.0)).max(0.0);
+            let seen = count_id(canvas, region, v.id);
+            v.visibility = if own == 0 {
+                0.0
+            } else {
+                (seen as f64 / own as f64 * clipped / full).clamp(0.0, 1.0)
+            };
+            v
+        })
+        .collect()
 }
 
-/// Draws the ball at `centre` moving at `vel`, blurred over the exposure; returns its sharp box
-/// and the pixels it owns.
+/// Pixels inside `region` (`[left, top, right, bottom]`) whose id is `id`.
+fn count_id(canvas: &Canvas<'_>, region: [f64; 4], id: u32) -> u32 {
+    let x0 = region[0].floor().max(0.0) as usize;
+    let y0 = region[1].floor().max(0.0) as usize;
+    let x1 = (region[2].ceil().max(0.0) as usize).min(canvas.width);
+    let y1 = (region[3].ceil().max(0.0) as usize).min(canvas.height);
+    let mut n = 0;
+    for y in y0..y1.max(y0) {
+        let row = &canvas.ids[y * canvas.width..(y + 1) * canvas.width];
+        n += row[x0.min(x1)..x1]
+            .iter()
+            .filter(|v| **v as u32 == id)
+            .count() as u32;
+    }
+    n
+}
+
+/// Draws the ball at `centre` moving at `vel`, blurred over the exposure; returns its sharp box,
+/// the region its blur covers and the pixels it owns.
 fn draw_ball(
     camera: &Camera,
     centre: [f64; 3],
     vel: [f64; 3],
     exposure_s: f64,
     canvas: &mut Canvas<'_>,
-) -> Option<([f64; 4], u32)> {
+) -> Option<([f64; 4], [f64; 4], u32)> {
     let c = camera.project(centre)?;
     let to_cam = normalize([
         camera.position[0] - centre[0],
@@ -405,7 +421,7 @@ fn draw_ball(
         ])
     });
     let [Some(a), Some(b)] = ends else {
-        return Some((bbox, 0));
+        return Some((bbox, bbox, 0));
     };
     let streak = (b[0] - a[0]).hypot(b[1] - a[1]);
     let samples = ((streak / (r * 0.5).max(0.5)).ceil() as usize).clamp(1, 16);
@@ -414,7 +430,7 @@ fn draw_ball(
     let x1 = ((a[0].max(b[0]) + r + 1.0).ceil().max(0.0) as usize).min(canvas.width);
     let y1 = ((a[1].max(b[1]) + r + 1.0).ceil().max(0.0) as usize).min(canvas.height);
     if x1 <= x0 || y1 <= y0 {
-        return Some((bbox, 0));
+        return Some((bbox, bbox, 0));
     }
     let w = x1 - x0;
     let mut coverage = vec![0.0f32; w * (y1 - y0)];
@@ -438,5 +454,5 @@ fn draw_ball(
         &coverage,
         &paint(camera, [246, 246, 242], 1.0, BALL_ID),
     );
-    Some((bbox, n))
+    Some((bbox, [x0 as f64, y0 as f64, x1 as f64, y1 as f64], n))
 }

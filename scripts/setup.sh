@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need on Debian 12. Idempotent: packages already
+# present are not touched, and apt runs only when something is missing.
+set -euo pipefail
+
+# Debian packages, by what needs them.
+PACKAGES=(
+  # Building Rust crates that link C libraries.
+  build-essential pkg-config
+  # Video: encoding and decoding through GStreamer (rig-sim, edge capture).
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: error: no Rust toolchain (cargo) on PATH; install one with rustup (rust-version in Cargo.toml)" >&2
+  exit 1
+fi
+echo "setup: ok ($(cargo --version), GStreamer $(pkg-config --modversion gstreamer-1.0))"
