@@ -83,17 +83,22 @@ impl Renderer {
         draw_objects(cam, &self.cast, frame, self.exposure_s(), &mut canvas)
     }
 
-    /// Boxes and visibility in the panorama (no colour is drawn).
-    pub fn panorama_views(&self, frame: &FrameState, ids: &mut Vec<u16>) -> Vec<ObjectView> {
-        let cam = &self.panorama;
-        ids.resize(cam.width as usize * cam.height as usize, 0);
+    /// Boxes and visibility of `frame` as `camera` sees it, without drawing colour: the
+    /// panorama's truth, and the cameras' truth when no video is written.
+    pub fn views_only(
+        &self,
+        camera: &Camera,
+        frame: &FrameState,
+        ids: &mut Vec<u16>,
+    ) -> Vec<ObjectView> {
+        ids.resize(camera.width as usize * camera.height as usize, 0);
         let mut canvas = Canvas {
-            width: cam.width as usize,
-            height: cam.height as usize,
+            width: camera.width as usize,
+            height: camera.height as usize,
             rgba: None,
             ids,
         };
-        draw_objects(cam, &self.cast, frame, self.exposure_s(), &mut canvas)
+        draw_objects(camera, &self.cast, frame, self.exposure_s(), &mut canvas)
     }
 }
 
@@ -206,7 +211,7 @@ pub fn render_match(
             let mut rows = 0u64;
             if view == 2 {
                 for frame in rx {
-                    let views = r.panorama_views(&frame, &mut ids);
+                    let views = r.views_only(&r.panorama, &frame, &mut ids);
                     rows +=
                         truth::write_gt_rows(&mut gt, &r.cast, &frame, &r.panorama, &views)? as u64;
                 }
@@ -222,12 +227,19 @@ pub fn render_match(
                 };
                 let mut image = Image::new(cam.width, cam.height);
                 for frame in rx {
+                    let snapshot = snapshots.contains(&frame.index);
+                    if writer.is_none() && !snapshot {
+                        // Truth only: skip the colour.
+                        let views = r.views_only(cam, &frame, &mut ids);
+                        rows += truth::write_gt_rows(&mut gt, &r.cast, &frame, cam, &views)? as u64;
+                        continue;
+                    }
                     let views = r.draw(view, &frame, &mut image, &mut ids);
                     rows += truth::write_gt_rows(&mut gt, &r.cast, &frame, cam, &views)? as u64;
                     if let Some(w) = writer.as_mut() {
                         w.push(&image.rgba)?;
                     }
-                    if snapshots.contains(&frame.index) {
+                    if snapshot {
                         image.write_png(
                             &out.join(format!("snapshots/{name}-{:06}.png", frame.index)),
                         )?;

@@ -117,8 +117,15 @@ impl Officials {
             (ball_xy[1] - 9.0 * ball_xy[1].signum().max(0.5)).clamp(-hw + 4.0, hw - 4.0),
         ];
         let dist = (ref_target[0] - self.referee.pos[0]).hypot(ref_target[1] - self.referee.pos[1]);
-        self.referee
-            .step(ref_target, if dist > 8.0 { 6.5 } else { 3.0 }, dt);
+        // Run to catch up, jog or walk when close enough: referees cover 11–12 km a match.
+        let speed = if dist > 20.0 {
+            6.0
+        } else if dist > 10.0 {
+            3.0
+        } else {
+            1.2
+        };
+        self.referee.step(ref_target, speed, dt);
 
         // Second-last defender of the team defending the goal at +x, and at −x.
         let (home, away) = players.split_at(players.len().min(11));
