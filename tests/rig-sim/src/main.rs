@@ -236,8 +236,7 @@ fn describe(dir: &Path) -> Result<()> {
             }
         }
     }
-    for (id, key) in &ids {
-        let _ = id;
+    for key in ids.values() {
         if let Some(e) = stats.get_mut(key) {
             e.2 += 1;
         }
