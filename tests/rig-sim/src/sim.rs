@@ -16,7 +16,7 @@ use crate::scene::{Cast, FrameState};
 use crate::truth;
 use anyhow::{Context, Result};
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
@@ -355,9 +355,4 @@ impl Progress {
             b.finish();
         }
     }
-}
-
-/// Default output folder for a quick look.
-pub fn default_out() -> &'static Path {
-    Path::new("out/sample-match")
 }
