@@ -129,6 +129,12 @@ fn run(cli: Cli) -> Result<()> {
                     (Box::new(m), format!("metrica:{}", path.display()))
                 }
             };
+            if let Some(late) = snapshot.iter().find(|f| **f >= motion.frame_count()) {
+                bail!(
+                    "--snapshot {late} is past the last frame ({})",
+                    motion.frame_count().saturating_sub(1)
+                );
+            }
             if !quiet {
                 eprintln!(
                     "rig-sim: rendering {seconds} s at {} fps ({} frames per camera), {} source, seed {seed} → {}",
