@@ -228,13 +228,13 @@ pub fn render_match(
                 let mut image = Image::new(cam.width, cam.height);
                 for frame in rx {
                     let snapshot = snapshots.contains(&frame.index);
-                    if writer.is_none() && !snapshot {
-                        // Truth only: skip the colour.
-                        let views = r.views_only(cam, &frame, &mut ids);
-                        rows += truth::write_gt_rows(&mut gt, &r.cast, &frame, cam, &views)? as u64;
-                        continue;
-                    }
-                    let views = r.draw(view, &frame, &mut image, &mut ids);
+                    // Colour only when something shows it: the video or a still.
+                    let coloured = writer.is_some() || snapshot;
+                    let views = if coloured {
+                        r.draw(view, &frame, &mut image, &mut ids)
+                    } else {
+                        r.views_only(cam, &frame, &mut ids)
+                    };
                     rows += truth::write_gt_rows(&mut gt, &r.cast, &frame, cam, &views)? as u64;
                     if let Some(w) = writer.as_mut() {
                         w.push(&image.rgba)?;
