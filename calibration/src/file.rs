@@ -27,6 +27,7 @@
 //!   rename over the target, `fsync` of the folder. A reader sees the old or the new file, never a
 //!   mix.
 
+use crate::fit::{FieldFit, PointReport};
 use crate::{Homography, LensModel, PitchSize};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -96,6 +97,34 @@ pub struct CameraCalibration {
     pub lens: LensModel,
     /// Undistorted camera pixels → pitch metres.
     pub pitch_from_image: Homography,
+    /// The points the homography was fitted to, and how well it fits them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<FitRecord>,
+}
+
+/// The record of a fit kept in the calibration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FitRecord {
+    /// Every point, with its error.
+    pub points: Vec<PointReport>,
+    /// RMS reprojection error over the inliers, pixels.
+    pub rms_px: f64,
+    /// Median expected position error over the visible pitch, centimetres.
+    pub expected_error_median_cm: f64,
+    /// 95th percentile of the expected position error over the visible pitch, centimetres.
+    pub expected_error_p95_cm: f64,
+}
+
+impl From<&FieldFit> for FitRecord {
+    fn from(fit: &FieldFit) -> Self {
+        FitRecord {
+            points: fit.points.clone(),
+            rms_px: fit.rms_px,
+            expected_error_median_cm: fit.uncertainty.median_cm,
+            expected_error_p95_cm: fit.uncertainty.p95_cm,
+        }
+    }
 }
 
 /// How the panorama image is formed from the rig's centre of projection.
@@ -116,6 +145,9 @@ pub struct PanoramaCalibration {
     pub projection: Projection,
     /// Panorama pixels → pitch metres.
     pub pitch_from_image: Homography,
+    /// Downward tilt of the virtual camera, degrees (informational).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tilt_deg: Option<f64>,
 }
 
 /// A rig's whole calibration.
@@ -260,7 +292,7 @@ impl CalibrationFile {
                     n[0].hypot(n[1])
                 })
                 .fold(0.0, f64::max);
-            if !l.is_monotonic_to(corner * 1.05) {
+            if !l.is_invertible_to(corner * 1.05) {
                 return Err((
                     field("lens"),
                     "distortion folds over inside the image (radial terms not monotonic)".into(),
@@ -295,28 +327,123 @@ impl CalibrationFile {
             source,
         })?;
         text.push('\n');
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let file_name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-        let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(text.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)?;
-            std::fs::File::open(&dir)?.sync_all()
-        })();
-        if result.is_err() {
-            // Best effort: the temporary file is garbage either way.
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(io)
+        write_atomic(path, text.as_bytes()).map_err(io)
     }
+
+    /// Saves like [`CalibrationFile::save`], first copying the file it replaces (if any) into
+    /// the history folder `<file>.history/`, so that it can be restored. Returns the number the
+    /// replaced version got there.
+    pub fn save_with_history(&self, path: &Path) -> Result<Option<u32>, FileError> {
+        let io = |source| FileError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let kept = match std::fs::read(path) {
+            Ok(old) => {
+                let dir = history_dir(path);
+                std::fs::create_dir_all(&dir).map_err(io)?;
+                let number = history(path)?.last().map_or(1, |h| h.number + 1);
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                write_atomic(&dir.join(format!("{number:05}-{stamp}.json")), &old).map_err(io)?;
+                Some(number)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io(e)),
+        };
+        self.save(path)?;
+        Ok(kept)
+    }
+}
+
+/// One earlier version of a calibration file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    /// Its number, counting up from 1.
+    pub number: u32,
+    /// When it was replaced, seconds since 1970.
+    pub replaced_at_unix: u64,
+    /// Where it is stored.
+    pub path: PathBuf,
+}
+
+/// The folder that keeps the earlier versions of `path`.
+pub fn history_dir(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".history");
+    path.with_file_name(name)
+}
+
+/// The earlier versions of `path`, oldest first.
+pub fn history(path: &Path) -> Result<Vec<HistoryEntry>, FileError> {
+    let dir = history_dir(path);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(FileError::Io { path: dir, source }),
+    };
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(stem) = name.strip_suffix(".json") else {
+            continue;
+        };
+        let Some((number, stamp)) = stem.split_once('-') else {
+            continue;
+        };
+        if let (Ok(number), Ok(replaced_at_unix)) = (number.parse(), stamp.parse()) {
+            out.push(HistoryEntry {
+                number,
+                replaced_at_unix,
+                path: entry.path(),
+            });
+        }
+    }
+    out.sort_by_key(|h| h.number);
+    Ok(out)
+}
+
+/// Makes version `number` of the history the current file again; the file it replaces goes
+/// into the history too, so nothing is lost.
+pub fn restore(path: &Path, number: u32) -> Result<CalibrationFile, FileError> {
+    let entry = history(path)?
+        .into_iter()
+        .find(|h| h.number == number)
+        .ok_or_else(|| FileError::Invalid {
+            path: history_dir(path),
+            field: "version".into(),
+            problem: format!("no version {number} in the history"),
+        })?;
+    let file = CalibrationFile::load(&entry.path)?;
+    file.save_with_history(path)?;
+    Ok(file)
+}
+
+/// Writes `bytes` to `path` atomically: temporary file in the same folder, fsync, rename, fsync
+/// of the folder.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        // Best effort: the temporary file is garbage either way.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 fn check_size(size: [u32; 2]) -> Result<(), String> {
@@ -346,6 +473,7 @@ mod tests {
                     ..LensModel::pinhole(800.0, 800.0, 640.0, 360.0)
                 },
                 pitch_from_image: h,
+                fit: None,
             }],
         )
     }
@@ -359,6 +487,43 @@ mod tests {
         assert_eq!(CalibrationFile::load(&path).expect("load"), cal);
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).expect("read dir").count(), 1);
+    }
+
+    #[test]
+    fn history_keeps_every_replaced_version_and_restores_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cal.json");
+        let mut cal = sample();
+        assert_eq!(cal.save_with_history(&path).expect("first"), None);
+        for note in ["second", "third"] {
+            cal.created.note = Some(note.into());
+            cal.save_with_history(&path).expect("save");
+        }
+        let kept = history(&path).expect("history");
+        assert_eq!(kept.iter().map(|h| h.number).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(
+            CalibrationFile::load(&kept[1].path)
+                .expect("load")
+                .created
+                .note
+                .as_deref(),
+            Some("second")
+        );
+        let back = restore(&path, 1).expect("restore");
+        assert_eq!(back.created.note, None);
+        assert_eq!(CalibrationFile::load(&path).expect("load"), back);
+        // The version that was current before the restore is kept as number 3.
+        let kept = history(&path).expect("history");
+        assert_eq!(
+            CalibrationFile::load(&kept[2].path)
+                .expect("load")
+                .created
+                .note
+                .as_deref(),
+            Some("third")
+        );
+        let err = restore(&path, 9).unwrap_err();
+        assert!(err.to_string().contains("no version 9"), "{err}");
     }
 
     #[test]

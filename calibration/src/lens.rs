@@ -139,6 +139,29 @@ impl LensModel {
             .map(|n| self.denormalize(n))
     }
 
+    /// Checks that undistortion is well defined for every *distorted* normalised radius up to
+    /// `r_distorted`: walking outwards from the centre, the radial map keeps growing until it
+    /// reaches that radius. A strong barrel lens can fail this even where it is monotonic,
+    /// when its image never reaches the corners of the sensor.
+    pub fn is_invertible_to(&self, r_distorted: f64) -> bool {
+        let step = 1e-3;
+        let mut r: f64 = 0.0;
+        while r < 10.0 {
+            let r2 = r * r;
+            let slope =
+                1.0 + 3.0 * self.k1 * r2 + 5.0 * self.k2 * r2 * r2 + 7.0 * self.k3 * r2 * r2 * r2;
+            if slope <= 0.0 {
+                return false;
+            }
+            let reached = r * (1.0 + r2 * (self.k1 + r2 * (self.k2 + r2 * self.k3)));
+            if reached >= r_distorted {
+                return true;
+            }
+            r += step;
+        }
+        false
+    }
+
     /// Checks that the radial part is monotonic out to normalised radius `r_max`, i.e. that the
     /// model is invertible over an image whose corners lie at that radius.
     pub fn is_monotonic_to(&self, r_max: f64) -> bool {

@@ -30,11 +30,20 @@
 #![forbid(unsafe_code)]
 
 pub mod file;
+pub mod fit;
 mod homography;
 pub mod lens;
+pub mod lines;
+pub mod lut;
+pub mod panorama;
 pub mod pitch;
+pub mod points;
 
 pub use file::{CalibrationFile, CameraCalibration, FileError, PanoramaCalibration};
+pub use fit::{FieldFit, FitError, FitOptions, PointPair, fit_field_homography};
 pub use homography::{GeometryError, Homography};
 pub use lens::LensModel;
-pub use pitch::{Marking, PitchSize};
+pub use lut::StitchTable;
+pub use panorama::{PanoramaOptions, PanoramaView, plan_panorama};
+pub use pitch::{Landmark, Marking, PitchSize};
+pub use points::PointsFile;

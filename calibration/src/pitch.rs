@@ -149,6 +149,17 @@ impl Marking {
     }
 }
 
+/// A named point of the pitch markings that a technician can find in an image.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Landmark {
+    /// Stable identifier, e.g. `penalty_area_left_near`.
+    pub name: String,
+    /// Where to find it, in words.
+    pub description: String,
+    /// Position on the pitch, metres.
+    pub position: [f64; 2],
+}
+
 impl PitchSize {
     /// Half the length and half the width.
     pub fn half_extents(&self) -> [f64; 2] {
@@ -177,6 +188,118 @@ impl PitchSize {
     pub fn contains(&self, p: [f64; 2]) -> bool {
         let [hl, hw] = self.half_extents();
         p[0].abs() <= hl && p[1].abs() <= hw
+    }
+
+    /// Every standard landmark, with stable names.
+    ///
+    /// Names use `left`/`right` for the goal at negative/positive x and `near`/`far` for the
+    /// touchline at negative/positive y (the rig's side is `near`):
+    ///
+    /// - `corner_{left,right}_{near,far}`, `halfway_{near,far}`, `centre_spot`;
+    /// - `centre_circle_{near,far}` (on the halfway line) and `centre_circle_{left,right}` (on
+    ///   the axis);
+    /// - `penalty_spot_{left,right}`;
+    /// - `penalty_area_{side}_{near,far}` and `goal_area_{side}_{near,far}`: the inner corners,
+    ///   and the same with `_goal_line` where the area's side line meets the goal line;
+    /// - `penalty_arc_{side}_{near,far}`: where the penalty arc meets the penalty-area line;
+    /// - `goal_post_{side}_{near,far}`: the inner edge of each post on the goal line.
+    pub fn landmarks(&self) -> Vec<Landmark> {
+        let [hl, hw] = self.half_extents();
+        let mut out = Vec::with_capacity(37);
+        let mut add = |name: String, description: String, position: [f64; 2]| {
+            out.push(Landmark {
+                name,
+                description,
+                position,
+            })
+        };
+        let ends = [("near", -1.0, "near"), ("far", 1.0, "far")];
+        let sides = [("left", -1.0), ("right", 1.0)];
+        for (side, sx) in sides {
+            for (end, sy, words) in ends {
+                add(
+                    format!("corner_{side}_{end}"),
+                    format!("{side} goal line meets the {words} touchline"),
+                    [sx * hl, sy * hw],
+                );
+            }
+        }
+        for (end, sy, words) in ends {
+            add(
+                format!("halfway_{end}"),
+                format!("halfway line meets the {words} touchline"),
+                [0.0, sy * hw],
+            );
+        }
+        add("centre_spot".into(), "centre spot".into(), [0.0, 0.0]);
+        for (end, sy, words) in ends {
+            add(
+                format!("centre_circle_{end}"),
+                format!("centre circle crosses the halfway line, {words} side"),
+                [0.0, sy * CIRCLE_RADIUS_M],
+            );
+        }
+        for (side, sx) in sides {
+            add(
+                format!("centre_circle_{side}"),
+                format!("centre circle, point nearest the {side} goal"),
+                [sx * CIRCLE_RADIUS_M, 0.0],
+            );
+        }
+        // Where the penalty arc leaves the penalty area, measured from the penalty mark.
+        let arc_dy = (CIRCLE_RADIUS_M.powi(2)
+            - (PENALTY_AREA_DEPTH_M - PENALTY_MARK_DISTANCE_M).powi(2))
+        .sqrt();
+        for (side, sx) in sides {
+            let goal_x = sx * hl;
+            add(
+                format!("penalty_spot_{side}"),
+                format!("{side} penalty mark"),
+                [goal_x - sx * PENALTY_MARK_DISTANCE_M, 0.0],
+            );
+            for (area, depth, width) in [
+                ("penalty_area", PENALTY_AREA_DEPTH_M, PENALTY_AREA_WIDTH_M),
+                ("goal_area", GOAL_AREA_DEPTH_M, GOAL_AREA_WIDTH_M),
+            ] {
+                let words = area.replace('_', " ");
+                for (end, sy, end_words) in ends {
+                    let y = sy * width / 2.0;
+                    add(
+                        format!("{area}_{side}_{end}"),
+                        format!("{side} {words}, inner corner on the {end_words} side"),
+                        [goal_x - sx * depth, y],
+                    );
+                    add(
+                        format!("{area}_{side}_{end}_goal_line"),
+                        format!("{side} {words} line meets the goal line, {end_words} side"),
+                        [goal_x, y],
+                    );
+                }
+            }
+            for (end, sy, words) in ends {
+                add(
+                    format!("penalty_arc_{side}_{end}"),
+                    format!("{side} penalty arc meets the penalty-area line, {words} side"),
+                    [goal_x - sx * PENALTY_AREA_DEPTH_M, sy * arc_dy],
+                );
+            }
+            for (end, sy, words) in ends {
+                add(
+                    format!("goal_post_{side}_{end}"),
+                    format!("{side} goal, {words} post (inner edge, on the goal line)"),
+                    [goal_x, sy * GOAL_WIDTH_M / 2.0],
+                );
+            }
+        }
+        out
+    }
+
+    /// The position of the landmark called `name`.
+    pub fn landmark(&self, name: &str) -> Option<[f64; 2]> {
+        self.landmarks()
+            .into_iter()
+            .find(|l| l.name == name)
+            .map(|l| l.position)
     }
 
     /// Every marking of the pitch.
@@ -298,5 +421,29 @@ mod tests {
         .validate()
         .unwrap_err();
         assert!(err.contains("width_m"), "{err}");
+    }
+
+    #[test]
+    fn landmarks_lie_on_the_paint_and_have_unique_names() {
+        let pitch = PitchSize::default();
+        let marks = pitch.markings();
+        let landmarks = pitch.landmarks();
+        assert_eq!(landmarks.len(), 37);
+        let mut names: Vec<&str> = landmarks.iter().map(|l| l.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), landmarks.len(), "duplicate landmark names");
+        for l in &landmarks {
+            assert!(
+                pitch.paint_distance(&marks, l.position) <= 1e-9,
+                "{} at {:?} is not on a line",
+                l.name,
+                l.position
+            );
+        }
+        let arc = pitch.landmark("penalty_arc_right_far").expect("exists");
+        assert!((arc[0] - 36.0).abs() < 1e-12 && (arc[1] - 7.312).abs() < 1e-3);
+        assert_eq!(pitch.landmark("goal_post_left_near"), Some([-52.5, -3.66]));
+        assert_eq!(pitch.landmark("no_such_point"), None);
     }
 }

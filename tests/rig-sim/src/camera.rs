@@ -5,7 +5,8 @@
 //! `R·(P − C)`, then to normalised image coordinates by dividing by z, then through the lens.
 
 use crate::rig::{CameraConfig, PanoramaConfig, RigConfig};
-use polyvision_calibration::{Homography, LensModel, PitchSize};
+use polyvision_calibration::panorama::{PanoramaOptions, plan_from_cameras};
+use polyvision_calibration::{CameraCalibration, Homography, LensModel, PitchSize};
 use serde::Serialize;
 
 /// A camera: pose, intrinsics, lens and colour response.
@@ -80,56 +81,56 @@ impl Camera {
         ]
     }
 
-    /// The virtual panorama camera: a pinhole at the middle of the baseline looking straight
-    /// across, with the focal length and image size chosen so the pitch plus the margin fills
-    /// the configured width.
+    /// The virtual panorama camera, planned by the calibration crate from the cameras' true
+    /// calibrations exactly as the rig plans it from a technician's (see
+    /// [`polyvision_calibration::panorama`]): a pinhole at the middle of the baseline.
     pub fn panorama(rig: &RigConfig) -> Camera {
         let PanoramaConfig {
             width,
             tilt_deg,
             margin_m,
         } = rig.panorama;
-        let mut cam = Camera {
-            name: "panorama".to_string(),
+        let cameras = Camera::rig_cameras(rig).map(|c| c.calibration());
+        let options = PanoramaOptions {
             width,
-            height: 2,
-            position: mast_position(rig),
-            rotation: rotation(0.0, tilt_deg.to_radians(), 0.0),
-            lens: LensModel::pinhole(1.0, 1.0, 0.0, 0.0),
-            gain: [1.0; 3],
+            margin_m,
+            tilt_deg,
+            ..PanoramaOptions::default()
         };
-        // Outline to keep in view: the pitch plus the margin on the ground, and 2.5 m above its
-        // far edge so that players there keep their heads.
-        let [hl, hw] = rig.pitch.half_extents();
-        let (ex, ey) = (hl + margin_m, hw + margin_m);
-        let mut outline = Vec::new();
-        for i in 0..=40 {
-            let t = -1.0 + 2.0 * i as f64 / 40.0;
-            for (x, y) in [(t * ex, -ey), (t * ex, ey), (-ex, t * ey), (ex, t * ey)] {
-                outline.push([x, y, 0.0]);
-            }
-            outline.push([t * ex, ey, 2.5]);
+        // `RigConfig::validate` runs the same plan and refuses a rig it fails on, so this only
+        // fails for a rig that skipped validation: a programming error.
+        let view = plan_from_cameras(&rig.pitch, &cameras, &options)
+            .unwrap_or_else(|e| panic!("the rig was not validated: {e}"));
+        Camera {
+            name: "panorama".to_string(),
+            width: view.image_size[0],
+            height: view.image_size[1],
+            position: view.pose.centre,
+            rotation: view.pose.rotation,
+            lens: LensModel::pinhole(
+                view.focal_px,
+                view.focal_px,
+                view.principal[0],
+                view.principal[1],
+            ),
+            gain: [1.0; 3],
         }
-        let normalised: Vec<[f64; 2]> = outline
-            .iter()
-            .filter_map(|p| {
-                let c = cam.to_camera(*p);
-                (c[2] > 0.0).then(|| [c[0] / c[2], c[1] / c[2]])
-            })
-            .collect();
-        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-        for [x, y] in &normalised {
-            x0 = x0.min(*x);
-            x1 = x1.max(*x);
-            y0 = y0.min(*y);
-            y1 = y1.max(*y);
+    }
+
+    /// Downward tilt of the optical axis, degrees.
+    pub fn tilt_deg(&self) -> f64 {
+        (-self.rotation[2][2]).asin().to_degrees()
+    }
+
+    /// This camera's true calibration.
+    pub fn calibration(&self) -> CameraCalibration {
+        CameraCalibration {
+            name: self.name.clone(),
+            image_size: [self.width, self.height],
+            lens: self.lens,
+            pitch_from_image: self.pitch_from_image(),
+            fit: None,
         }
-        let f = width as f64 / (x1 - x0);
-        // Even height for 4:2:0 video.
-        let height = (((y1 - y0) * f).ceil() as u32).div_ceil(2) * 2;
-        cam.height = height.max(2);
-        cam.lens = LensModel::pinhole(f, f, -x0 * f, -y0 * f);
-        cam
     }
 
     /// World point → camera coordinates.

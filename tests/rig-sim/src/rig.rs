@@ -135,8 +135,10 @@ fn ones() -> [f64; 3] {
 pub struct PanoramaConfig {
     /// Width of the panorama, pixels; the height follows from the pitch's outline.
     pub width: u32,
-    /// Downward tilt, degrees.
-    pub tilt_deg: f64,
+    /// Downward tilt, degrees; absent = the calibration crate's choice (standing players equally
+    /// tall on both touchlines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tilt_deg: Option<f64>,
     /// Margin around the pitch that the panorama must show, metres.
     pub margin_m: f64,
 }
@@ -200,7 +202,12 @@ impl RigConfig {
             ("mast.distance_m", m.distance_m, 0.0, 200.0),
             ("mast.height_m", m.height_m, 2.0, 100.0),
             ("mast.baseline_m", m.baseline_m, 0.0, 2.0),
-            ("panorama.tilt_deg", self.panorama.tilt_deg, 0.0, 80.0),
+            (
+                "panorama.tilt_deg",
+                self.panorama.tilt_deg.unwrap_or(45.0),
+                0.0,
+                85.0,
+            ),
             ("panorama.margin_m", self.panorama.margin_m, 0.0, 30.0),
         ];
         for (field, v, lo, hi) in ranges {
@@ -255,10 +262,28 @@ impl RigConfig {
                 );
             }
             let lens = crate::camera::lens_of(c);
-            let corner = lens.normalize([0.0, 0.0]);
-            if !lens.is_monotonic_to(corner[0].hypot(corner[1]) * 1.3) {
+            let corner = [[0.0, 0.0], [c.width as f64, c.height as f64]]
+                .map(|p| {
+                    let n = lens.normalize(p);
+                    n[0].hypot(n[1])
+                })
+                .into_iter()
+                .fold(0.0, f64::max);
+            if !lens.is_invertible_to(corner * 1.3) {
                 return bad(&f("k1"), "distortion folds over inside the image".into());
             }
+        }
+        let cameras = crate::camera::Camera::rig_cameras(self).map(|c| c.calibration());
+        let options = polyvision_calibration::PanoramaOptions {
+            width: self.panorama.width,
+            margin_m: self.panorama.margin_m,
+            tilt_deg: self.panorama.tilt_deg,
+            ..Default::default()
+        };
+        if let Err(e) =
+            polyvision_calibration::panorama::plan_from_cameras(&self.pitch, &cameras, &options)
+        {
+            return bad("panorama", e.to_string());
         }
         Ok(())
     }

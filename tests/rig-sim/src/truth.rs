@@ -36,6 +36,7 @@ pub fn calibration(pitch: PitchSize, cameras: &[Camera], panorama: &Camera) -> C
                 image_size: [c.width, c.height],
                 lens: c.lens,
                 pitch_from_image: c.pitch_from_image(),
+                fit: None,
             })
             .collect(),
     );
@@ -43,6 +44,7 @@ pub fn calibration(pitch: PitchSize, cameras: &[Camera], panorama: &Camera) -> C
         image_size: [panorama.width, panorama.height],
         projection: Projection::Perspective,
         pitch_from_image: panorama.pitch_from_image(),
+        tilt_deg: Some(panorama.tilt_deg()),
     });
     cal.created = Provenance {
         by: Some(format!("rig-sim {}", env!("CARGO_PKG_VERSION"))),
