@@ -85,6 +85,41 @@ pub struct Provenance {
     pub note: Option<String>,
 }
 
+impl Provenance {
+    /// Written by `by` now, with an optional note.
+    pub fn now(by: &str, note: Option<String>) -> Self {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Provenance {
+            by: Some(by.to_string()),
+            at: Some(rfc3339_utc(secs)),
+            note,
+        }
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` for seconds since 1970 (civil-from-days, proleptic Gregorian).
+pub fn rfc3339_utc(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 /// Calibration of one physical camera.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -487,6 +522,13 @@ mod tests {
         assert_eq!(CalibrationFile::load(&path).expect("load"), cal);
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).expect("read dir").count(), 1);
+    }
+
+    #[test]
+    fn time_stamps_are_rfc3339() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_796_000_000), "2026-11-30T00:53:20Z");
+        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
     }
 
     #[test]

@@ -21,6 +21,7 @@
 //!    touchline is good enough before saving.
 
 use crate::homography::Homography;
+use crate::lens::LensModel;
 use crate::pitch::PitchSize;
 use nalgebra::{Matrix2, SMatrix, SVector, Vector2};
 use serde::Serialize;
@@ -186,14 +187,40 @@ pub struct FieldFit {
     pub uncertainty: Uncertainty,
 }
 
-/// Fits the field homography of an image of `image_size` pixels showing `pitch`.
+/// The image the points were clicked on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ImageView {
+    /// Width and height, pixels.
+    pub size: [u32; 2],
+    /// The camera's lens when the image is distorted; the points' pixels are then undistorted
+    /// ones, and "inside the image" is judged after distorting them back.
+    pub lens: Option<LensModel>,
+}
+
+impl ImageView {
+    /// An image without distortion.
+    pub fn plain(size: [u32; 2]) -> Self {
+        ImageView { size, lens: None }
+    }
+
+    /// Whether an undistorted pixel shows on the sensor.
+    fn shows(&self, undistorted: [f64; 2]) -> bool {
+        let [u, v] = match &self.lens {
+            Some(lens) => lens.distort_pixel(undistorted),
+            None => undistorted,
+        };
+        (0.0..=self.size[0] as f64).contains(&u) && (0.0..=self.size[1] as f64).contains(&v)
+    }
+}
+
+/// Fits the field homography of an image showing `pitch`.
 pub fn fit_field_homography(
     points: &[PointPair],
-    image_size: [u32; 2],
+    view: &ImageView,
     pitch: &PitchSize,
     options: &FitOptions,
 ) -> Result<FieldFit, FitError> {
-    check_points(points, image_size)?;
+    check_points(points, view)?;
     let norm = Normalisation::new(points);
     let all: Vec<usize> = (0..points.len()).collect();
     let mut inliers = ransac(points, &norm, options)?;
@@ -209,6 +236,31 @@ pub fn fit_field_homography(
             break;
         }
         inliers = next;
+    }
+    // A good point left out of the fit looks worse than it is: its residual includes the
+    // model's own error where no other point constrains it. Give each rejected point a second
+    // look with a model that includes it, and keep it when everything then fits.
+    let mut rejected: Vec<usize> = all
+        .iter()
+        .copied()
+        .filter(|i| !inliers.contains(i))
+        .collect();
+    rejected.sort_by(|&a, &b| {
+        reprojection_px(&model, &norm, &points[a])
+            .total_cmp(&reprojection_px(&model, &norm, &points[b]))
+    });
+    for candidate in rejected {
+        let mut trial: Vec<usize> = inliers.clone();
+        trial.push(candidate);
+        trial.sort_unstable();
+        let with = refine(points, &trial, &norm, model);
+        if trial
+            .iter()
+            .all(|&i| reprojection_px(&with, &norm, &points[i]) < options.ransac_threshold_px)
+        {
+            inliers = trial;
+            model = with;
+        }
     }
     let image_from_pitch = norm.denormalise(&model);
     let pitch_from_image = image_from_pitch.inverse();
@@ -247,7 +299,7 @@ pub fn fit_field_homography(
         &norm,
         &model,
         sigma_px,
-        image_size,
+        view,
         pitch,
         options.grid_step_m,
     );
@@ -269,7 +321,7 @@ fn no_consensus(inliers: usize, points: &[PointPair], options: &FitOptions) -> F
     }
 }
 
-fn check_points(points: &[PointPair], image_size: [u32; 2]) -> Result<(), FitError> {
+fn check_points(points: &[PointPair], view: &ImageView) -> Result<(), FitError> {
     for p in points {
         for (what, v) in [("pixel", p.pixel), ("pitch", p.pitch)] {
             if !(v[0].is_finite() && v[1].is_finite()) {
@@ -279,9 +331,12 @@ fn check_points(points: &[PointPair], image_size: [u32; 2]) -> Result<(), FitErr
                 });
             }
         }
-        let [w, h] = image_size;
-        let [u, v] = p.pixel;
-        if !(0.0..=w as f64).contains(&u) || !(0.0..=h as f64).contains(&v) {
+        let [w, h] = view.size;
+        if !view.shows(p.pixel) {
+            let [u, v] = match &view.lens {
+                Some(lens) => lens.distort_pixel(p.pixel),
+                None => p.pixel,
+            };
             return Err(FitError::OutsideImage {
                 label: p.label.clone(),
                 u,
@@ -694,7 +749,7 @@ fn uncertainty(
     norm: &Normalisation,
     model: &Model,
     sigma_px: f64,
-    image_size: [u32; 2],
+    view: &ImageView,
     pitch: &PitchSize,
     step_m: f64,
 ) -> Uncertainty {
@@ -715,7 +770,7 @@ fn uncertainty(
                     -hl + 2.0 * hl * ix as f64 / nx as f64,
                     -hw + 2.0 * hw * iy as f64 / ny as f64,
                 ];
-                if let Some(e) = position_error_m(model, norm, &cov, x, image_size) {
+                if let Some(e) = position_error_m(model, norm, &cov, x, view) {
                     cells.push(UncertaintyCell {
                         pitch: x,
                         error_cm: 100.0 * e,
@@ -749,7 +804,7 @@ fn position_error_m(
     norm: &Normalisation,
     cov: &SMatrix<f64, 8, 8>,
     x: [f64; 2],
-    image_size: [u32; 2],
+    view: &ImageView,
 ) -> Option<f64> {
     let xn = norm.pitch(x);
     // Behind the camera: the map sends the point past the horizon.
@@ -762,10 +817,7 @@ fn position_error_m(
         label: String::new(),
     };
     let (r, j) = residual(model, norm, &probe)?;
-    let pixel = [r[0], r[1]];
-    if !(0.0..=image_size[0] as f64).contains(&pixel[0])
-        || !(0.0..=image_size[1] as f64).contains(&pixel[1])
-    {
+    if !view.shows([r[0], r[1]]) {
         return None;
     }
     let pixel_cov = j * cov * j.transpose();
@@ -855,7 +907,7 @@ mod tests {
         let pts = pairs(&NAMES, &h);
         let fit = fit_field_homography(
             &pts,
-            [1280, 720],
+            &ImageView::plain([1280, 720]),
             &PitchSize::default(),
             &FitOptions::default(),
         )
@@ -874,21 +926,24 @@ mod tests {
         let pitch = PitchSize::default();
         let mut pts = pairs(&NAMES[..3], &h);
         assert_eq!(
-            fit_field_homography(&pts, [1280, 720], &pitch, &opts),
+            fit_field_homography(&pts, &ImageView::plain([1280, 720]), &pitch, &opts),
             Err(FitError::TooFewPoints { got: 3 })
         );
         pts = pairs(&NAMES, &h);
         pts[4].pixel[1] = f64::NAN;
-        let err = fit_field_homography(&pts, [1280, 720], &pitch, &opts).unwrap_err();
+        let err =
+            fit_field_homography(&pts, &ImageView::plain([1280, 720]), &pitch, &opts).unwrap_err();
         assert!(err.to_string().contains("penalty_spot_right"), "{err}");
         pts = pairs(&NAMES, &h);
         pts[2].pixel = [1500.0, 10.0];
-        let err = fit_field_homography(&pts, [1280, 720], &pitch, &opts).unwrap_err();
+        let err =
+            fit_field_homography(&pts, &ImageView::plain([1280, 720]), &pitch, &opts).unwrap_err();
         assert!(matches!(err, FitError::OutsideImage { ref label, .. } if label == "halfway_far"));
         pts = pairs(&NAMES, &h);
         pts[5] = pts[1].clone();
         pts[5].label = "points[5]".into();
-        let err = fit_field_homography(&pts, [1280, 720], &pitch, &opts).unwrap_err();
+        let err =
+            fit_field_homography(&pts, &ImageView::plain([1280, 720]), &pitch, &opts).unwrap_err();
         assert!(
             err.to_string().contains("halfway_near and points[5]"),
             "{err}"
@@ -904,7 +959,8 @@ mod tests {
             ],
             &h,
         );
-        let err = fit_field_homography(&pts, [1280, 720], &pitch, &opts).unwrap_err();
+        let err =
+            fit_field_homography(&pts, &ImageView::plain([1280, 720]), &pitch, &opts).unwrap_err();
         assert!(matches!(err, FitError::Collinear { .. }), "{err}");
         assert!(err.to_string().contains("centre_circle_near"), "{err}");
     }
@@ -917,7 +973,7 @@ mod tests {
         pts[3].pixel = h.apply([-20.0, 8.0]).expect("finite");
         let fit = fit_field_homography(
             &pts,
-            [1280, 720],
+            &ImageView::plain([1280, 720]),
             &PitchSize::default(),
             &FitOptions::default(),
         )

@@ -40,7 +40,7 @@ pub mod pitch;
 pub mod points;
 
 pub use file::{CalibrationFile, CameraCalibration, FileError, PanoramaCalibration};
-pub use fit::{FieldFit, FitError, FitOptions, PointPair, fit_field_homography};
+pub use fit::{FieldFit, FitError, FitOptions, ImageView, PointPair, fit_field_homography};
 pub use homography::{GeometryError, Homography};
 pub use lens::LensModel;
 pub use lut::StitchTable;

@@ -15,7 +15,7 @@
 //! pixels and are undistorted before the fit; without it the image is taken as distortion-free)
 //! and `camera` (the name the view gets in a calibration file, default `view`).
 
-use crate::fit::PointPair;
+use crate::fit::{ImageView, PointPair};
 use crate::lens::LensModel;
 use crate::pitch::PitchSize;
 use serde::{Deserialize, Serialize};
@@ -54,6 +54,14 @@ pub struct PointsFile {
 }
 
 impl PointsFile {
+    /// The image the points were clicked on.
+    pub fn view(&self) -> ImageView {
+        ImageView {
+            size: self.image_size,
+            lens: self.lens,
+        }
+    }
+
     /// The pitch the points refer to.
     pub fn pitch(&self) -> PitchSize {
         self.pitch_size.unwrap_or_default()

@@ -1,6 +1,6 @@
 //! Property tests of the geometry: random maps, random lenses.
 
-use polyvision_calibration::fit::{FitOptions, PointPair, fit_field_homography};
+use polyvision_calibration::fit::{FitOptions, ImageView, PointPair, fit_field_homography};
 use polyvision_calibration::{Homography, LensModel, PitchSize};
 use proptest::prelude::*;
 
@@ -62,7 +62,7 @@ proptest! {
             .collect();
         prop_assume!(pairs.len() >= 6);
         let options = FitOptions { seed, ..FitOptions::default() };
-        match fit_field_homography(&pairs, [1920, 1080], &pitch, &options) {
+        match fit_field_homography(&pairs, &ImageView::plain([1920, 1080]), &pitch, &options) {
             Ok(fit) => {
                 prop_assert_eq!(fit.inliers, pairs.len());
                 let image_from_pitch = fit.pitch_from_image.inverse();

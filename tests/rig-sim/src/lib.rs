@@ -4,6 +4,7 @@
 //!
 //! - [`rig`]: the rig file (mast, cameras, lenses, exposure), TOML with a built-in default.
 //! - [`camera`]: pinhole + Brown–Conrady camera model, true homographies, the panorama camera.
+//! - [`clicks`]: simulated technicians' landmark clicks, and the grid that scores a fit.
 //! - [`motion`]: real Metrica trajectories or a procedural match; officials for both.
 //! - [`scene`]: the cast (teams, kits, sizes) and per-frame states.
 //! - [`render`]: the static background once per camera, then people, ball and shadows per frame.
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod camera;
+pub mod clicks;
 pub mod encode;
 pub mod motion;
 pub mod render;

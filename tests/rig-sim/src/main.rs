@@ -70,6 +70,31 @@ enum Command {
         /// Folder written by `render`.
         dir: PathBuf,
     },
+    /// Simulate technicians clicking landmarks: points documents for `polyvision-calibrate
+    /// solve`, the true calibration, and the grid a fit is scored on.
+    Clicks {
+        /// Rig file (TOML); fields left out take the default rig's values.
+        #[arg(long)]
+        rig: Option<PathBuf>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Sets of clicks per view.
+        #[arg(long, default_value_t = 20)]
+        trials: u64,
+        /// Landmarks per set.
+        #[arg(long, default_value_t = 10)]
+        points: usize,
+        /// Click noise, pixels (1σ).
+        #[arg(long, default_value_t = 1.0)]
+        sigma_px: f64,
+        /// Fraction of gross errors among the clicks.
+        #[arg(long, default_value_t = 0.0)]
+        outliers: f64,
+        /// First seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Print the default rig file.
     Rig,
 }
@@ -94,6 +119,27 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Describe { dir } => describe(&dir),
+        Command::Clicks {
+            rig,
+            out,
+            trials,
+            points,
+            sigma_px,
+            outliers,
+            seed,
+        } => {
+            if !(sigma_px.is_finite() && sigma_px >= 0.0) {
+                bail!("--sigma-px must be a non-negative number, got {sigma_px}");
+            }
+            if !(0.0..=0.5).contains(&outliers) {
+                bail!("--outliers must be within 0–0.5, got {outliers}");
+            }
+            let rig = match rig {
+                Some(path) => RigConfig::load(&path)?,
+                None => RigConfig::default(),
+            };
+            write_clicks(&rig, &out, trials, points, sigma_px, outliers, seed)
+        }
         Command::Render {
             rig,
             seconds,
@@ -278,5 +324,48 @@ fn describe(dir: &Path) -> Result<()> {
             100.0 * occluded as f64 / rows.max(1) as f64
         );
     }
+    Ok(())
+}
+
+fn write_clicks(
+    rig: &RigConfig,
+    out: &Path,
+    trials: u64,
+    points: usize,
+    sigma_px: f64,
+    outlier_fraction: f64,
+    seed: u64,
+) -> Result<()> {
+    use rig_sim::camera::Camera;
+    use rig_sim::clicks::{ClickModel, scoring_grid, simulate_clicks};
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let [left, right] = Camera::rig_cameras(rig);
+    let panorama = Camera::panorama(rig);
+    let truth = rig_sim::truth::calibration(rig.pitch, &[left.clone(), right.clone()], &panorama);
+    truth.save(&out.join("truth-calibration.json"))?;
+    let model = ClickModel {
+        points,
+        sigma_px,
+        outlier_fraction,
+    };
+    for camera in [&left, &right, &panorama] {
+        let grid = scoring_grid(camera, &rig.pitch);
+        std::fs::write(
+            out.join(format!("{}-grid.json", camera.name)),
+            serde_json::to_string(&grid)?,
+        )?;
+        for trial in 0..trials {
+            let clicks = simulate_clicks(camera, &rig.pitch, &model, seed + trial);
+            std::fs::write(
+                out.join(format!("{}-{trial:03}.json", camera.name)),
+                serde_json::to_string_pretty(&clicks)?,
+            )?;
+        }
+    }
+    println!(
+        "{}: {trials} click set(s) of {points} landmarks per view (σ = {sigma_px} px, {:.0} % gross errors), truth-calibration.json, *-grid.json",
+        out.display(),
+        outlier_fraction * 100.0
+    );
     Ok(())
 }
