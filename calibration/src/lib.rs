@@ -38,6 +38,7 @@ pub mod lut;
 pub mod panorama;
 pub mod pitch;
 pub mod points;
+pub mod seam;
 
 pub use file::{CalibrationFile, CameraCalibration, FileError, PanoramaCalibration};
 pub use fit::{FieldFit, FitError, FitOptions, ImageView, PointPair, fit_field_homography};

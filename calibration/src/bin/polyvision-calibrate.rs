@@ -7,6 +7,7 @@ use polyvision_calibration::file::{self, CameraCalibration, FitRecord, Provenanc
 use polyvision_calibration::fit::{FieldFit, FitOptions, fit_field_homography};
 use polyvision_calibration::lines::{Coefficients, distortion_from_lines};
 use polyvision_calibration::panorama::{PanoramaOptions, plan_panorama};
+use polyvision_calibration::seam::{Frame, register_seam};
 use polyvision_calibration::{CalibrationFile, LensModel, PitchSize, PointsFile, StitchTable};
 use std::path::{Path, PathBuf};
 
@@ -64,6 +65,19 @@ enum Command {
         /// Downward tilt, degrees (default: standing players equally tall near and far).
         #[arg(long)]
         tilt_deg: Option<f64>,
+    },
+    /// Make the two cameras agree at the seam by registering a pair of frames (updates both
+    /// homographies; the old version is kept).
+    Seam {
+        /// Calibration file with cameras `left`, `right` and a panorama section.
+        #[arg(long)]
+        calibration: PathBuf,
+        /// Frame of camera L (PNG).
+        #[arg(long)]
+        left: PathBuf,
+        /// Frame of camera R (PNG), taken at the same time.
+        #[arg(long)]
+        right: PathBuf,
     },
     /// Validate a calibration file and print a summary.
     Check {
@@ -190,6 +204,42 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Check { calibration } => check(&calibration),
+        Command::Seam {
+            calibration,
+            left,
+            right,
+        } => {
+            let mut cal = CalibrationFile::load(&calibration)?;
+            let (l, lsize) = read_png(&left)?;
+            let (r, rsize) = read_png(&right)?;
+            let report = register_seam(
+                &mut cal,
+                &Frame {
+                    size: lsize,
+                    rgba: &l,
+                },
+                &Frame {
+                    size: rsize,
+                    rgba: &r,
+                },
+            )
+            .map_err(anyhow::Error::msg)?;
+            cal.created = Provenance::now(
+                concat!("polyvision-calibrate ", env!("CARGO_PKG_VERSION")),
+                Some("seam registered".into()),
+            );
+            cal.save_with_history(&calibration)?;
+            println!(
+                "{}: seam registered over {} pixels, brightness difference rms {:.2} -> {:.2}, shift ({:.2}, {:.2}) px removed",
+                calibration.display(),
+                report.pixels,
+                report.rms_before,
+                report.rms_after,
+                report.shift_px[0],
+                report.shift_px[1]
+            );
+            Ok(())
+        }
         Command::Landmarks {
             length_m,
             width_m,
@@ -198,17 +248,20 @@ fn run(cli: Cli) -> Result<()> {
             let pitch = PitchSize { length_m, width_m };
             pitch.validate().map_err(anyhow::Error::msg)?;
             let landmarks = pitch.landmarks();
-            if json {
-                println!("{}", serde_json::to_string_pretty(&landmarks)?);
+            let text = if json {
+                serde_json::to_string_pretty(&landmarks)? + "\n"
             } else {
-                for l in landmarks {
-                    println!(
-                        "{:<34} {:>7.2} {:>7.2}  {}",
-                        l.name, l.position[0], l.position[1], l.description
-                    );
-                }
-            }
-            Ok(())
+                landmarks
+                    .iter()
+                    .map(|l| {
+                        format!(
+                            "{:<34} {:>7.2} {:>7.2}  {}\n",
+                            l.name, l.position[0], l.position[1], l.description
+                        )
+                    })
+                    .collect()
+            };
+            print_all(&text)
         }
         Command::Lines {
             lines,
@@ -266,6 +319,15 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", out.display());
             Ok(())
         }
+    }
+}
+
+/// Writes to stdout; a reader that stops early (`| head`) is not an error.
+fn print_all(text: &str) -> Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 
