@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs what building, testing and the demo need on Debian 12. Idempotent: packages already
-# present are not touched, and apt runs only when something is missing.
+# Installs what building and the demo need on Debian 12; with --test, also what the test suite
+# needs (a headless browser, Node.js for Playwright, Python venv for the OpenCV comparison).
+# Idempotent: packages already present are not touched, and apt runs only when something is
+# missing.
 set -euo pipefail
 
 # Debian packages, by what needs them.
@@ -12,6 +14,14 @@ PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
 )
+
+if [ "${1:-}" = "--test" ]; then
+  # The web pages are tested in a real browser driven by Playwright (Node.js).
+  PACKAGES+=(chromium fonts-dejavu-core python3-venv)
+  # Node.js may come from elsewhere (nodesource ships npm inside nodejs): only fill gaps.
+  command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+  command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

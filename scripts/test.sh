@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: set-up, formatting, lints, unit and integration tests, docs, and a
-# full-size simulator run with its speed figure. One release build serves the tests and the
-# simulator run. Prints a summary line per group and a closing count of tests.
+# The whole test suite: set-up, formatting, lints, unit and integration tests, docs, the
+# calibration figures, the comparison with OpenCV, the technician's page in a real browser, and
+# a full-size simulator run with its speed figure. One release build serves everything. Prints a
+# summary line per group and a closing count of tests.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,21 +25,48 @@ run_group() {
   fi
 }
 
-run_group setup bash scripts/setup.sh
+run_group setup bash scripts/setup.sh --test
 run_group fmt cargo fmt --all -- --check
 run_group clippy cargo clippy --workspace --all-targets --release --locked -- -D warnings
-# The geometry test runs in its own group below, with its figures shown.
-run_group tests cargo test --workspace --release --locked -- --skip true_homography_lands_where_the_renderer_draws
+# Every binary the groups below run (the tests build only those with integration tests).
+run_group build cargo build --workspace --release --locked --bins
+# Tests whose figures matter run in their own groups below, with the figures shown.
+FIGURE_TESTS=(true_homography_lands_where_the_renderer_draws
+  fitted_homographies_are_accurate_over_the_whole_pitch pitch_lines_stay_continuous_across_the_seam)
+run_group tests cargo test --workspace --release --locked -- "${FIGURE_TESTS[@]/#/--skip=}"
 run_group docs env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release --locked
 # The geometry figures (renderer vs true homography), printed.
 run_group geometry cargo test --release --locked -p rig-sim --test geometry -- --nocapture
+# Calibration accuracy against the simulator's truth, and the stitching seam.
+run_group calibration cargo test --release --locked -p rig-sim --test calibration -- --nocapture
+# Our homography fit against OpenCV's findHomography on the same clicks.
+run_group opencv bash -c '
+  set -e
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+  .venv/bin/python scripts/compare-opencv.py --bin target/release'
+# The technician page in headless Chromium: tap landmarks of a rendered match, save, reload.
+WEB_WORK=target/test-web
+run_group web bash -c "
+  set -e
+  rm -rf '$WEB_WORK' && mkdir -p '$WEB_WORK'
+  target/release/rig-sim render --seconds 1 --out '$WEB_WORK/match' --quiet
+  target/release/rig-sim clicks --out '$WEB_WORK/clicks' --trials 1 --sigma-px 0.5
+  cd tests/web && npm ci --no-audit --no-fund --loglevel=error
+  POLYVISION_BIN=\$PWD/../../target/release POLYVISION_WEB_WORK=\$PWD/../../$WEB_WORK \
+    POLYVISION_ARTIFACTS=\$PWD/../../target/test-artifacts node --test"
 # A full-size rendering: the default rig, 20 s at 1280×720 per camera.
 SIM_OUT=$(mktemp -d)
 run_group render bash -c "target/release/rig-sim render --seconds 20 --out '$SIM_OUT' --quiet && target/release/rig-sim describe '$SIM_OUT'"
 rm -rf "$SIM_OUT"
 
-read -r passed failed < <(cat "$LOG_DIR"/tests.log "$LOG_DIR"/geometry.log 2>/dev/null | awk '
+# Cargo's "test result:" lines, node's "# pass N" / "# fail N", and the OpenCV comparison as one.
+read -r passed failed < <(cat "$LOG_DIR"/{tests,geometry,calibration,web,opencv}.log 2>/dev/null | awk '
   /^test result:/ { for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
+  /^# pass [0-9]+$/ { p += $3 }
+  /^# fail [0-9]+$/ { f += $3 }
+  /^compare-opencv: ok$/ { p += 1 }
+  /^compare-opencv: failed$/ { f += 1 }
   END { print p + 0, f + 0 }')
 echo
 echo "=== summary"

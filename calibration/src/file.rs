@@ -183,6 +183,9 @@ pub struct PanoramaCalibration {
     /// Downward tilt of the virtual camera, degrees (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tilt_deg: Option<f64>,
+    /// The points clicked on the panorama itself, when its homography was refined from them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<FitRecord>,
 }
 
 /// A rig's whole calibration.

@@ -134,8 +134,11 @@ pub enum FitError {
 pub struct PointReport {
     /// The point's label.
     pub label: String,
-    /// The clicked pixel.
+    /// The pixel the fit used (undistorted for a camera with a lens model).
     pub pixel: [f64; 2],
+    /// The pixel as clicked on the sensor image, when it differs from `pixel`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pixel_clicked: Option<[f64; 2]>,
     /// The pitch position it was given, metres.
     pub pitch: [f64; 2],
     /// Whether RANSAC kept it.
@@ -274,6 +277,7 @@ pub fn fit_field_homography(
             PointReport {
                 label: p.label.clone(),
                 pixel: p.pixel,
+                pixel_clicked: None,
                 pitch: p.pitch,
                 inlier: inliers.contains(&i),
                 error_px: reprojection_px(&model, &norm, p),

@@ -35,6 +35,7 @@ mod homography;
 pub mod lens;
 pub mod lines;
 pub mod lut;
+pub mod overlay;
 pub mod panorama;
 pub mod pitch;
 pub mod points;

@@ -77,10 +77,8 @@ pub fn distortion_from_lines(
             ));
         }
         for (j, p) in line.iter().enumerate() {
-            if !(p[0].is_finite() && p[1].is_finite())
-                || !(0.0..=w).contains(&p[0])
-                || !(0.0..=h).contains(&p[1])
-            {
+            // Ranges reject NaN too.
+            if !((0.0..=w).contains(&p[0]) && (0.0..=h).contains(&p[1])) {
                 return Err(format!(
                     "lines[{i}][{j}]: pixel {p:?} is not inside the {w}×{h} image"
                 ));

@@ -209,6 +209,7 @@ impl PanoramaView {
             projection: Projection::Perspective,
             pitch_from_image: self.pitch_from_image(),
             tilt_deg: Some(self.tilt_deg),
+            fit: None,
         }
     }
 

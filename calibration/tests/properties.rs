@@ -57,7 +57,7 @@ proptest! {
                 let m = truth.rows();
                 let w = m[2][0] * l.position[0] + m[2][1] * l.position[1] + m[2][2];
                 (w > 0.0 && px[0] > 0.0 && px[1] > 0.0 && px[0] < 1920.0 && px[1] < 1080.0)
-                    .then(|| PointPair { pixel: px, pitch: l.position, label: l.name })
+                    .then_some(PointPair { pixel: px, pitch: l.position, label: l.name })
             })
             .collect();
         prop_assume!(pairs.len() >= 6);

@@ -1,9 +1,21 @@
-//! The daemon that runs on the rig (binary `polyvision-edge`, still to come).
+//! The daemon that runs on the rig (binary `polyvision-edge`).
 //!
-//! It will own the pipeline from the two camera streams to the SQLite buffer and the uploader,
-//! one folder per stage (capture, stitch, detect, track, store, sync, web, telemetry), connected
-//! by bounded channels. It must not contain geometry (that is `polyvision-calibration`), GPU code
-//! (`polyvision-cuda`) or the wire format (`polyvision-cloud-sync`).
+//! It owns the pipeline from the two camera streams to the SQLite buffer and the uploader, one
+//! module per stage in data-flow order, connected by bounded channels. It must not contain
+//! geometry (that is `polyvision-calibration`), GPU code (`polyvision-cuda`) or the wire format
+//! (`polyvision-cloud-sync`).
 //!
-//! Nothing is implemented yet: the crate exists so that the workspace has its final shape.
+//! What exists so far:
+//!
+//! - [`config`]: the daemon's TOML configuration over embedded defaults;
+//! - [`capture`]: still frames from the camera sources (PNG or any video GStreamer decodes);
+//! - [`calibration`]: the calibration the pipeline runs with, reloaded when the file changes;
+//! - [`web`]: the technician's calibration page (`polyvision-edge calibrate`).
+//!
+//! The live pipeline (capture → stitch → detect → track → store → sync) comes with the daemon.
 #![forbid(unsafe_code)]
+
+pub mod calibration;
+pub mod capture;
+pub mod config;
+pub mod web;

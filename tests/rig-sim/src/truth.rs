@@ -45,6 +45,7 @@ pub fn calibration(pitch: PitchSize, cameras: &[Camera], panorama: &Camera) -> C
         projection: Projection::Perspective,
         pitch_from_image: panorama.pitch_from_image(),
         tilt_deg: Some(panorama.tilt_deg()),
+        fit: None,
     });
     cal.created = Provenance {
         by: Some(format!("rig-sim {}", env!("CARGO_PKG_VERSION"))),

@@ -1,0 +1,96 @@
+//! `polyvision-edge`: the rig daemon's command line.
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use polyvision_edge::calibration::ActiveCalibration;
+use polyvision_edge::config::{DEFAULT_CONFIG, EdgeConfig};
+use polyvision_edge::web::{AppState, router};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "polyvision-edge", version, about = "The Polyvision rig daemon")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the technician's calibration page (and follow the calibration file).
+    Calibrate {
+        /// Configuration file (TOML); fields left out take the defaults (`print-config`).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print the default configuration.
+    PrintConfig,
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("polyvision-edge: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::PrintConfig => {
+            print!("{DEFAULT_CONFIG}");
+            Ok(())
+        }
+        Command::Calibrate { config } => {
+            let config = EdgeConfig::load(&config)?;
+            let pin = config.technician_pin()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(calibrate(config, pin))
+        }
+    }
+}
+
+async fn calibrate(config: EdgeConfig, pin: String) -> Result<()> {
+    let active = Arc::new(ActiveCalibration::open(
+        &config.calibration.file,
+        config.calibration.band_px,
+    ));
+    let _watcher = active.watch(Duration::from_secs(1));
+    let listen = config.web.listen.clone();
+    let state = {
+        let active = active.clone();
+        tokio::task::spawn_blocking(move || AppState::new(config, active, pin))
+            .await
+            .context("grabbing the still frames")?
+    };
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    tracing::info!(
+        address = %listener.local_addr().map_or(listen.clone(), |a| a.to_string()),
+        calibration = %active.path().display(),
+        "technician page ready"
+    );
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        })
+        .await
+        .context("serving the technician page")
+}

@@ -1,0 +1,119 @@
+//! The technician's PIN: a login that hands out session tokens, and a lockout against guessing.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long a session lasts.
+const SESSION: Duration = Duration::from_secs(12 * 3600);
+/// Wrong PINs allowed before a lockout.
+const ATTEMPTS: u32 = 5;
+/// How long a lockout lasts.
+const LOCKOUT: Duration = Duration::from_secs(60);
+
+/// Why a login failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginError {
+    /// Wrong PIN.
+    Wrong,
+    /// Too many wrong PINs; try again after this many seconds.
+    Locked(u64),
+    /// No randomness for a token (should not happen on Linux).
+    NoRandom,
+}
+
+#[derive(Debug, Default)]
+struct Failures {
+    count: u32,
+    locked_until: Option<Instant>,
+}
+
+/// PIN check and sessions.
+#[derive(Debug)]
+pub struct Auth {
+    pin: String,
+    sessions: Mutex<HashMap<String, Instant>>,
+    failures: Mutex<Failures>,
+}
+
+/// Compares without an early exit, so the time taken does not reveal how much of a guess was
+/// right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Auth {
+    /// Guards with `pin`.
+    pub fn new(pin: String) -> Self {
+        Auth {
+            pin,
+            sessions: Mutex::new(HashMap::new()),
+            failures: Mutex::new(Failures::default()),
+        }
+    }
+
+    /// Exchanges the PIN for a session token.
+    pub fn login(&self, pin: &str) -> Result<String, LoginError> {
+        let now = Instant::now();
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = failures.locked_until {
+            if until > now {
+                return Err(LoginError::Locked((until - now).as_secs() + 1));
+            }
+            failures.locked_until = None;
+            failures.count = 0;
+        }
+        if !same(pin.trim().as_bytes(), self.pin.as_bytes()) {
+            failures.count += 1;
+            if failures.count >= ATTEMPTS {
+                failures.locked_until = Some(now + LOCKOUT);
+                tracing::warn!(
+                    "technician page locked for {} s after {ATTEMPTS} wrong PINs",
+                    LOCKOUT.as_secs()
+                );
+            }
+            return Err(LoginError::Wrong);
+        }
+        failures.count = 0;
+        drop(failures);
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|_| LoginError::NoRandom)?;
+        let token = crate::calibration::hex(&bytes);
+        let mut sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.retain(|_, expiry| *expiry > now);
+        sessions.insert(token.clone(), now + SESSION);
+        Ok(token)
+    }
+
+    /// Whether an `Authorization: Bearer …` value carries a live session.
+    pub fn check(&self, authorization: Option<&str>) -> bool {
+        let Some(token) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
+            return false;
+        };
+        let sessions = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        sessions.iter().any(|(t, expiry)| {
+            same(t.as_bytes(), token.trim().as_bytes()) && *expiry > Instant::now()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pin_opens_a_session_and_guessing_locks_out() {
+        let auth = Auth::new("482913".into());
+        assert!(!auth.check(None));
+        let token = auth.login("482913").expect("login");
+        assert!(auth.check(Some(&format!("Bearer {token}"))));
+        assert!(!auth.check(Some("Bearer 00")));
+        assert!(!auth.check(Some(&token)), "the scheme is required");
+        for _ in 0..ATTEMPTS {
+            assert_eq!(auth.login("000000"), Err(LoginError::Wrong));
+        }
+        assert!(matches!(auth.login("482913"), Err(LoginError::Locked(_))));
+        // Sessions opened before the lockout stay valid.
+        assert!(auth.check(Some(&format!("Bearer {token}"))));
+    }
+}
