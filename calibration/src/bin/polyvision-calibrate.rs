@@ -26,7 +26,7 @@ struct Cli {
 enum Command {
     /// Fit the field homography of one image from clicked points.
     Solve {
-        /// Clicked points: {"image_size":[w,h],"points":[{"pixel":[u,v],"landmark":"NAME"}|{"pixel":[u,v],"pitch":[x,y]}]}.
+        /// Clicked points (JSON): `{"image_size":[w,h],"points":[{"pixel":[u,v],"landmark":"NAME"} or {"pixel":[u,v],"pitch":[x,y]}]}`.
         #[arg(long)]
         points: PathBuf,
         /// Print JSON instead of a table.
@@ -99,7 +99,8 @@ enum Command {
     },
     /// Estimate lens distortion from points along lines that are straight on the pitch.
     Lines {
-        /// {"image_size":[w,h],"hfov_deg":84,"lines":[[[u,v],…],…]}; `focal_px` instead of
+        /// Points along straight pitch lines (JSON):
+        /// `{"image_size":[w,h],"hfov_deg":84,"lines":[[[u,v],…],…]}`; `focal_px` instead of
         /// `hfov_deg` also works.
         #[arg(long)]
         lines: PathBuf,
