@@ -472,6 +472,16 @@ mod tests {
             }
             hi / lo
         };
+        println!(
+            "ground resolution max/min over the pitch: {:.1} at the chosen {:.2}° ({}×{} px), {:.1} at 25° ({}×{} px)",
+            spread(&view),
+            view.tilt_deg,
+            view.image_size[0],
+            view.image_size[1],
+            spread(&low),
+            low.image_size[0],
+            low.image_size[1]
+        );
         assert!(
             spread(&view) < 0.6 * spread(&low),
             "{} vs {}",
