@@ -38,6 +38,7 @@ pub mod lut;
 pub mod overlay;
 pub mod panorama;
 pub mod pitch;
+pub mod png_io;
 pub mod points;
 pub mod seam;
 

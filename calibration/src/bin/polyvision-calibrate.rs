@@ -7,6 +7,7 @@ use polyvision_calibration::file::{self, CameraCalibration, FitRecord, Provenanc
 use polyvision_calibration::fit::{FieldFit, FitOptions, fit_field_homography};
 use polyvision_calibration::lines::{Coefficients, distortion_from_lines};
 use polyvision_calibration::panorama::{PanoramaOptions, plan_panorama};
+use polyvision_calibration::png_io;
 use polyvision_calibration::seam::{Frame, register_seam};
 use polyvision_calibration::{CalibrationFile, LensModel, PitchSize, PointsFile, StitchTable};
 use std::path::{Path, PathBuf};
@@ -530,39 +531,10 @@ fn fit_lines(path: &Path, k2: bool, tangential: bool) -> Result<()> {
 }
 
 fn read_png(path: &Path) -> Result<(Vec<u8>, [u32; 2])> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
-    decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder
-        .read_info()
-        .with_context(|| format!("{} is not a PNG", path.display()))?;
-    let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
-    let info = reader
-        .next_frame(&mut buf)
-        .with_context(|| format!("decoding {}", path.display()))?;
-    let pixels = (info.width * info.height) as usize;
-    let rgba = match info.color_type {
-        png::ColorType::Rgba => buf[..pixels * 4].to_vec(),
-        png::ColorType::Rgb => buf[..pixels * 3]
-            .chunks_exact(3)
-            .flat_map(|p| [p[0], p[1], p[2], 255])
-            .collect(),
-        other => bail!(
-            "{}: {other:?} PNGs are not supported; use RGB or RGBA",
-            path.display()
-        ),
-    };
-    Ok((rgba, [info.width, info.height]))
+    png_io::read_png(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 fn write_png(path: &Path, size: [u32; 2], rgba: &[u8]) -> Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), size[0], size[1]);
-    encoder.set_color(png::ColorType::Rgba);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header()?;
-    writer.write_image_data(rgba)?;
-    writer.finish()?;
-    Ok(())
+    let bytes = png_io::encode_png(rgba, size).map_err(anyhow::Error::msg)?;
+    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }

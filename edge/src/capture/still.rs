@@ -4,6 +4,7 @@
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+use polyvision_calibration::png_io;
 use std::path::{Path, PathBuf};
 
 /// An RGBA frame.
@@ -106,40 +107,15 @@ fn frame_of(sample: &gst::Sample) -> Result<RgbaFrame, String> {
 }
 
 fn read_png(path: &Path) -> Result<RgbaFrame, String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
-    decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder.read_info().map_err(|e| format!("not a PNG: {e}"))?;
-    let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
-    let info = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
-    let pixels = info.width as usize * info.height as usize;
-    let rgba = match info.color_type {
-        png::ColorType::Rgba => buf[..pixels * 4].to_vec(),
-        png::ColorType::Rgb => buf[..pixels * 3]
-            .chunks_exact(3)
-            .flat_map(|p| [p[0], p[1], p[2], 255])
-            .collect(),
-        other => return Err(format!("{other:?} PNGs are not supported; use RGB or RGBA")),
-    };
+    let (rgba, [width, height]) = png_io::read_png(path)?;
     Ok(RgbaFrame {
-        width: info.width,
-        height: info.height,
+        width,
+        height,
         rgba,
     })
 }
 
-/// Encodes RGBA as PNG (fast compression: the page wants it now, not small).
+/// Encodes a frame as PNG.
 pub fn encode_png(frame: &RgbaFrame) -> Result<Vec<u8>, String> {
-    let mut out = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut out, frame.width, frame.height);
-        encoder.set_color(png::ColorType::Rgba);
-        encoder.set_depth(png::BitDepth::Eight);
-        encoder.set_compression(png::Compression::Fast);
-        let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-        writer
-            .write_image_data(&frame.rgba)
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(out)
+    png_io::encode_png(&frame.rgba, [frame.width, frame.height])
 }

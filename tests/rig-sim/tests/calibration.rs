@@ -153,48 +153,24 @@ fn seam_misalignment(
     let image_from_pitch = pitch_from_panorama.inverse();
     let mut worst: f64 = 0.0;
     let mut measured = 0;
-    let half = 6i64;
-    // Lines crossing the seam (touchlines, centre circle): vertical profiles at the seam.
-    for crossing in [[0.0, -34.0], [0.0, 34.0], [0.0, -9.15], [0.0, 9.15]] {
-        let Some([u, v]) = image_from_pitch.apply(crossing) else {
-            continue;
-        };
-        // Just beside the halfway line, which would otherwise brighten the profile.
-        for du in [-4i64, 4] {
-            let col = (u.floor() as i64 + du) as usize;
-            let row0 = v.floor() as i64;
-            let centres: Vec<Option<f64>> = (0..2)
-                .map(|k| {
-                    let profile: Option<Vec<(f64, f64)>> = (-half..=half)
-                        .map(|d| {
-                            let row = (row0 + d) as usize;
-                            luma(table, &images[k].rgba, sizes[k], planes[k], col, row)
-                                .map(|l| (row as f64 + 0.5, l))
-                        })
-                        .collect();
-                    line_centre(&profile?)
-                })
-                .collect();
-            if let [Some(a), Some(b)] = centres[..] {
-                worst = worst.max((a - b).abs());
-                measured += 1;
-            }
-        }
-    }
-    // The halfway line runs along the seam: horizontal profiles down its length, between the
-    // circle and the touchlines.
-    for y in [-30.0, -25.0, -20.0, -15.0, 15.0, 20.0, 25.0, 30.0] {
-        let Some([u, v]) = image_from_pitch.apply([0.0, y]) else {
-            continue;
-        };
-        let (col0, row) = (u.floor() as i64, v.floor() as usize);
+    // The offset between the two cameras' line centres along a 13-pixel profile from `start`
+    // in direction `step` (pixels of the panorama).
+    let mut compare = |start: [i64; 2], step: [i64; 2]| {
         let centres: Vec<Option<f64>> = (0..2)
             .map(|k| {
-                let profile: Option<Vec<(f64, f64)>> = (-half..=half)
+                let profile: Option<Vec<(f64, f64)>> = (-6i64..=6)
                     .map(|d| {
-                        let col = (col0 + d) as usize;
-                        luma(table, &images[k].rgba, sizes[k], planes[k], col, row)
-                            .map(|l| (col as f64 + 0.5, l))
+                        let (col, row) = (start[0] + d * step[0], start[1] + d * step[1]);
+                        let along = if step[0] != 0 { col } else { row };
+                        luma(
+                            table,
+                            &images[k].rgba,
+                            sizes[k],
+                            planes[k],
+                            col as usize,
+                            row as usize,
+                        )
+                        .map(|l| (along as f64 + 0.5, l))
                     })
                     .collect();
                 line_centre(&profile?)
@@ -203,6 +179,22 @@ fn seam_misalignment(
         if let [Some(a), Some(b)] = centres[..] {
             worst = worst.max((a - b).abs());
             measured += 1;
+        }
+    };
+    // Lines crossing the seam (touchlines, centre circle): vertical profiles at the seam, just
+    // beside the halfway line, which would otherwise brighten the profile.
+    for crossing in [[0.0, -34.0], [0.0, 34.0], [0.0, -9.15], [0.0, 9.15]] {
+        if let Some([u, v]) = image_from_pitch.apply(crossing) {
+            for du in [-4i64, 4] {
+                compare([u.floor() as i64 + du, v.floor() as i64], [0, 1]);
+            }
+        }
+    }
+    // The halfway line runs along the seam: horizontal profiles down its length, between the
+    // circle and the touchlines.
+    for y in [-30.0, -25.0, -20.0, -15.0, 15.0, 20.0, 25.0, 30.0] {
+        if let Some([u, v]) = image_from_pitch.apply([0.0, y]) {
+            compare([u.floor() as i64, v.floor() as i64], [1, 0]);
         }
     }
     (worst, measured)
