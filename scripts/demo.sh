@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
-cargo build --release --locked -p rig-sim -p polyvision-calibration
+cargo build --release --locked -p rig-sim -p polyvision-calibration -p polyvision-cuda
 OUT=${OUT:-out/sample-match}
 SIM=target/release/rig-sim
 
@@ -25,7 +25,8 @@ echo
 CAL=target/release/polyvision-calibrate
 "$CAL" check --calibration "$OUT/truth/calibration.json"
 "$CAL" lut --calibration "$OUT/truth/calibration.json" --out "$OUT/stitch.table"
-"$CAL" stitch --table "$OUT/stitch.table" --left "$OUT/snapshots/left-000275.png" \
-  --right "$OUT/snapshots/right-000275.png" --out "$OUT/snapshots/panorama-000275.png"
+target/release/polyvision-kernels stitch --table "$OUT/stitch.table" \
+  --left "$OUT/snapshots/left-000275.png" --right "$OUT/snapshots/right-000275.png" \
+  --out "$OUT/snapshots/panorama-000275.png"
 echo
 echo "demo: videos in $OUT/camera-{left,right}.mkv, ground truth in $OUT/truth/, stills and the stitched panorama in $OUT/snapshots/"

@@ -30,6 +30,25 @@ run_group fmt cargo fmt --all -- --check
 run_group clippy cargo clippy --workspace --all-targets --release --locked -- -D warnings
 # Every binary the groups below run (the tests build only those with integration tests).
 run_group build cargo build --workspace --release --locked --bins
+# A rendered frame pair and its stitching table, for the kernel tests and comparisons.
+FIX=target/kernel-fixtures
+run_group fixtures bash -c "
+  set -e
+  rm -rf '$FIX' && mkdir -p '$FIX'
+  target/release/rig-sim render --seconds 1 --snapshot 10 --no-video --out '$FIX/match' --quiet
+  target/release/polyvision-calibrate lut --calibration '$FIX/match/truth/calibration.json' --out '$FIX/stitch.table'
+  cp '$FIX/match/snapshots/left-000010.png' '$FIX/left.png'
+  cp '$FIX/match/snapshots/right-000010.png' '$FIX/right.png'"
+export POLYVISION_KERNEL_FIXTURES=$PWD/$FIX
+# Every CUDA kernel compiles for compute_87/sm_87 (NVRTC and ptxas 12.6 from PyPI), and the
+# committed artifacts in cuda/kernels/build/ are exactly what the sources give.
+run_group kernels bash -c '
+  set -e
+  [ -x target/cuda-toolchain/bin/python ] || python3 -m venv target/cuda-toolchain
+  target/cuda-toolchain/bin/pip install -q --disable-pip-version-check \
+    "nvidia-cuda-nvrtc-cu12==12.6.85" "nvidia-cuda-nvcc-cu12==12.6.85"
+  NV=$(target/cuda-toolchain/bin/python -c "import nvidia; print(list(nvidia.__path__)[0])")
+  python3 cuda/build-kernels.py --check --nvrtc "$NV/cuda_nvrtc/lib/libnvrtc.so.12" --ptxas "$NV/cuda_nvcc/bin/ptxas"'
 # Tests whose figures matter run in their own groups below, with the figures shown.
 FIGURE_TESTS=(true_homography_lands_where_the_renderer_draws
   fitted_homographies_are_accurate_over_the_whole_pitch pitch_lines_stay_continuous_across_the_seam)
@@ -44,7 +63,9 @@ run_group opencv bash -c '
   set -e
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
-  .venv/bin/python scripts/compare-opencv.py --bin target/release'
+  .venv/bin/python scripts/compare-opencv.py --bin target/release
+  .venv/bin/python scripts/compare-opencv-kernels.py --bin target/release --table "$POLYVISION_KERNEL_FIXTURES/stitch.table" \
+    --left "$POLYVISION_KERNEL_FIXTURES/left.png" --right "$POLYVISION_KERNEL_FIXTURES/right.png"'
 # The technician page in headless Chromium: tap landmarks of a rendered match, save, reload.
 WEB_WORK=target/test-web
 run_group web bash -c "
@@ -65,8 +86,8 @@ read -r passed failed < <(cat "$LOG_DIR"/{tests,geometry,calibration,web,opencv}
   /^test result:/ { for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
   /^# pass [0-9]+$/ { p += $3 }
   /^# fail [0-9]+$/ { f += $3 }
-  /^compare-opencv: ok$/ { p += 1 }
-  /^compare-opencv: failed$/ { f += 1 }
+  /^compare-opencv(-kernels)?: ok$/ { p += 1 }
+  /^compare-opencv(-kernels)?: failed$/ { f += 1 }
   END { print p + 0, f + 0 }')
 echo
 echo "=== summary"

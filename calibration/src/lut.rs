@@ -46,7 +46,8 @@
 //! 1/16 px); `0xFFFF_FFFF` means that camera does not see the pixel. The weight of R is
 //! `255 − A`. A pixel that neither camera sees has both entries `0xFFFF_FFFF` and is black.
 //! Planes rather than interleaved records, so that neighbouring GPU threads read neighbouring
-//! words (coalesced loads); 9 bytes per panorama pixel in all.
+//! words (coalesced loads); 9 bytes per panorama pixel in all. The stitch that applies a table
+//! (CUDA kernel and CPU reference) is `polyvision-cuda`'s.
 
 use crate::file::{CalibrationFile, CameraCalibration};
 use crate::homography::Homography;
@@ -426,68 +427,6 @@ impl StitchTable {
             .zip(self.left.iter().zip(&self.right))
             .filter(|(a, (l, r))| **a != 0 && **a != 255 && **l != NOT_SEEN && **r != NOT_SEEN)
             .count()
-    }
-}
-
-/// Bilinear sample of an RGBA image at a table position (pixel centres at integers).
-fn sample(image: &[u8], size: [u32; 2], at: [f32; 2]) -> [f32; 4] {
-    let (w, h) = (size[0] as usize, size[1] as usize);
-    let x0 = (at[0].floor() as usize).min(w - 1);
-    let y0 = (at[1].floor() as usize).min(h - 1);
-    let (x1, y1) = ((x0 + 1).min(w - 1), (y0 + 1).min(h - 1));
-    let (fx, fy) = (at[0] - x0 as f32, at[1] - y0 as f32);
-    let px = |x: usize, y: usize, c: usize| image[(y * w + x) * 4 + c] as f32;
-    let mut out = [0.0; 4];
-    for (c, o) in out.iter_mut().enumerate() {
-        let top = px(x0, y0, c) * (1.0 - fx) + px(x1, y0, c) * fx;
-        let bottom = px(x0, y1, c) * (1.0 - fx) + px(x1, y1, c) * fx;
-        *o = top * (1.0 - fy) + bottom * fy;
-    }
-    out
-}
-
-impl StitchTable {
-    /// Applies the table to two RGBA frames: the plain, single-threaded statement of what the
-    /// stitch computes, against which faster implementations are checked.
-    pub fn stitch_reference(&self, left: &[u8], right: &[u8]) -> Result<Vec<u8>, String> {
-        for (name, image, size) in [
-            ("left", left, self.left_size),
-            ("right", right, self.right_size),
-        ] {
-            let expected = size[0] as usize * size[1] as usize * 4;
-            if image.len() != expected {
-                return Err(format!(
-                    "{name} frame has {} bytes; a {}×{} RGBA frame has {expected}",
-                    image.len(),
-                    size[0],
-                    size[1]
-                ));
-            }
-        }
-        let mut out = vec![0u8; self.left.len() * 4];
-        for (i, px) in out.chunks_exact_mut(4).enumerate() {
-            let a = self.weight_left[i] as f32 / 255.0;
-            let mut acc = [0.0f32; 4];
-            for (entry, image, size, weight) in [
-                (self.left[i], left, self.left_size, a),
-                (self.right[i], right, self.right_size, 1.0 - a),
-            ] {
-                if weight <= 0.0 {
-                    continue;
-                }
-                if let Some(at) = unpack(entry) {
-                    let c = sample(image, size, at);
-                    for k in 0..4 {
-                        acc[k] += weight * c[k];
-                    }
-                }
-            }
-            for k in 0..3 {
-                px[k] = acc[k].round().clamp(0.0, 255.0) as u8;
-            }
-            px[3] = 255;
-        }
-        Ok(out)
     }
 }
 

@@ -127,21 +127,6 @@ enum Command {
         #[arg(long)]
         version: u32,
     },
-    /// Stitch two PNG frames with a table (the reference implementation).
-    Stitch {
-        /// Stitching table.
-        #[arg(long)]
-        table: PathBuf,
-        /// Frame of camera L (PNG).
-        #[arg(long)]
-        left: PathBuf,
-        /// Frame of camera R (PNG).
-        #[arg(long)]
-        right: PathBuf,
-        /// Panorama to write (PNG).
-        #[arg(long)]
-        out: PathBuf,
-    },
 }
 
 fn main() {
@@ -298,27 +283,6 @@ fn run(cli: Cli) -> Result<()> {
                 calibration.display(),
                 describe_provenance(&cal.created)
             );
-            Ok(())
-        }
-        Command::Stitch {
-            table,
-            left,
-            right,
-            out,
-        } => {
-            let table = StitchTable::load(&table)?;
-            let (l, lsize) = read_png(&left)?;
-            let (r, rsize) = read_png(&right)?;
-            if lsize != table.left_size || rsize != table.right_size {
-                bail!(
-                    "frames are {lsize:?} and {rsize:?}; the table expects {:?} and {:?}",
-                    table.left_size,
-                    table.right_size
-                );
-            }
-            let pano = table.stitch_reference(&l, &r).map_err(anyhow::Error::msg)?;
-            write_png(&out, table.panorama_size, &pano)?;
-            println!("{}", out.display());
             Ok(())
         }
     }
@@ -532,9 +496,4 @@ fn fit_lines(path: &Path, k2: bool, tangential: bool) -> Result<()> {
 
 fn read_png(path: &Path) -> Result<(Vec<u8>, [u32; 2])> {
     png_io::read_png(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
-}
-
-fn write_png(path: &Path, size: [u32; 2], rgba: &[u8]) -> Result<()> {
-    let bytes = png_io::encode_png(rgba, size).map_err(anyhow::Error::msg)?;
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }

@@ -39,6 +39,9 @@ use polyvision_calibration::seam::{Frame, register_seam};
 use polyvision_calibration::{
     CalibrationFile, CameraCalibration, Homography, LensModel, PitchSize, PointsFile,
 };
+use polyvision_cuda::cpu::stitch::CpuStitcher;
+use polyvision_cuda::image::{bytes_of, pixels_of};
+use polyvision_cuda::{Rgba, StitchPlan, Stitcher};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -352,10 +355,19 @@ fn frame_png(state: &AppState, view: &str) -> Result<Arc<Vec<u8>>, ApiError> {
                 "both cameras' frames are needed for the panorama",
             ));
         };
-        let rgba = table
-            .stitch_reference(&l.rgba, &r.rgba)
-            .map_err(bad_request)?;
+        // The page is not the pipeline: the CPU stitch is quick enough for one still.
+        let plan = StitchPlan::new(table.clone()).map_err(internal)?;
+        let (lp, rp) = (pixels_of(&l.rgba), pixels_of(&r.rgba));
         let [width, height] = table.panorama_size;
+        let mut pano = vec![0u32; width as usize * height as usize];
+        CpuStitcher::new(plan, None)
+            .stitch_rgba(
+                &Rgba::packed(l.width, l.height, &lp),
+                &Rgba::packed(r.width, r.height, &rp),
+                &mut pano,
+            )
+            .map_err(|e| bad_request(e.to_string()))?;
+        let rgba = bytes_of(&pano).to_vec();
         let png = Arc::new(
             encode_png(&RgbaFrame {
                 width,
