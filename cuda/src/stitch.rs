@@ -77,20 +77,7 @@ impl StitchPlan {
     ) -> Result<(), KernelError> {
         left.check("camera L")?;
         right.check("camera R")?;
-        for (what, frame, size) in [
-            ("camera L", left, self.table.left_size),
-            ("camera R", right, self.table.right_size),
-        ] {
-            if [frame.width, frame.height] != size {
-                return Err(KernelError::Shape {
-                    what,
-                    problem: format!(
-                        "frame is {}×{}, the table was made for {}×{}",
-                        frame.width, frame.height, size[0], size[1]
-                    ),
-                });
-            }
-        }
+        self.check_sizes([left.width, left.height], [right.width, right.height])?;
         self.check_out(out)
     }
 
@@ -102,21 +89,27 @@ impl StitchPlan {
     ) -> Result<(), KernelError> {
         left.check("camera L")?;
         right.check("camera R")?;
+        self.check_sizes([left.width, left.height], [right.width, right.height])?;
+        self.check_out(out)
+    }
+
+    /// The frames must be the sizes the table was made for.
+    fn check_sizes(&self, left: [u32; 2], right: [u32; 2]) -> Result<(), KernelError> {
         for (what, frame, size) in [
             ("camera L", left, self.table.left_size),
             ("camera R", right, self.table.right_size),
         ] {
-            if [frame.width, frame.height] != size {
+            if frame != size {
                 return Err(KernelError::Shape {
                     what,
                     problem: format!(
                         "frame is {}×{}, the table was made for {}×{}",
-                        frame.width, frame.height, size[0], size[1]
+                        frame[0], frame[1], size[0], size[1]
                     ),
                 });
             }
         }
-        self.check_out(out)
+        Ok(())
     }
 
     fn check_out(&self, out: &[u32]) -> Result<(), KernelError> {
