@@ -183,6 +183,11 @@ pub struct PanoramaCalibration {
     /// Downward tilt of the virtual camera, degrees (informational).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tilt_deg: Option<f64>,
+    /// The virtual camera's focal length and principal point `[f, cx, cy]`, pixels: with the
+    /// homography they give the panorama's vertical direction at every pixel (where a standing
+    /// player's feet are).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intrinsics: Option<[f64; 3]>,
     /// The points clicked on the panorama itself, when its homography was refined from them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fit: Option<FitRecord>,

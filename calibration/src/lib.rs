@@ -41,6 +41,7 @@ pub mod pitch;
 pub mod png_io;
 pub mod points;
 pub mod seam;
+pub mod view;
 
 pub use file::{CalibrationFile, CameraCalibration, FileError, PanoramaCalibration};
 pub use fit::{FieldFit, FitError, FitOptions, ImageView, PointPair, fit_field_homography};
@@ -50,3 +51,4 @@ pub use lut::StitchTable;
 pub use panorama::{PanoramaOptions, PanoramaView, plan_panorama};
 pub use pitch::{Landmark, Marking, PitchSize};
 pub use points::PointsFile;
+pub use view::ViewGeometry;

@@ -209,6 +209,7 @@ impl PanoramaView {
             projection: Projection::Perspective,
             pitch_from_image: self.pitch_from_image(),
             tilt_deg: Some(self.tilt_deg),
+            intrinsics: Some([self.focal_px, self.principal[0], self.principal[1]]),
             fit: None,
         }
     }

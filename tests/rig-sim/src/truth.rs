@@ -45,6 +45,7 @@ pub fn calibration(pitch: PitchSize, cameras: &[Camera], panorama: &Camera) -> C
         projection: Projection::Perspective,
         pitch_from_image: panorama.pitch_from_image(),
         tilt_deg: Some(panorama.tilt_deg()),
+        intrinsics: Some([panorama.lens.fx, panorama.lens.cx, panorama.lens.cy]),
         fit: None,
     });
     cal.created = Provenance {
