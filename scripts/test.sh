@@ -51,13 +51,18 @@ run_group kernels bash -c '
   python3 cuda/build-kernels.py --check --nvrtc "$NV/cuda_nvrtc/lib/libnvrtc.so.12" --ptxas "$NV/cuda_nvcc/bin/ptxas"'
 # Tests whose figures matter run in their own groups below, with the figures shown.
 FIGURE_TESTS=(true_homography_lands_where_the_renderer_draws
-  fitted_homographies_are_accurate_over_the_whole_pitch pitch_lines_stay_continuous_across_the_seam)
+  fitted_homographies_are_accurate_over_the_whole_pitch pitch_lines_stay_continuous_across_the_seam
+  foot_points_of_true_boxes_land_on_the_true_positions tracks_of_degraded_truth_keep_identities_and_metrics)
 run_group tests cargo test --workspace --release --locked -- "${FIGURE_TESTS[@]/#/--skip=}"
 run_group docs env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release --locked
 # The geometry figures (renderer vs true homography), printed.
 run_group geometry cargo test --release --locked -p rig-sim --test geometry -- --nocapture
 # Calibration accuracy against the simulator's truth, and the stitching seam.
-run_group calibration cargo test --release --locked -p rig-sim --test calibration -- --nocapture
+run_group calibration cargo test --release --locked -p rig-sim --test calibration --test foot -- --nocapture
+# Tracking on degraded truth (3 rendered minutes): MOTA, IDF1, positions, player metrics; and
+# the tracker's speed on one core.
+run_group tracking bash -c "cargo test --release --locked -p polyvision-edge --test tracking -- --nocapture \
+  && target/release/polyvision-edge bench-track --objects 25 --frames 100000"
 # Our homography fit against OpenCV's findHomography on the same clicks.
 run_group opencv bash -c '
   set -e
@@ -82,7 +87,7 @@ run_group render bash -c "target/release/rig-sim render --seconds 20 --out '$SIM
 rm -rf "$SIM_OUT"
 
 # Cargo's "test result:" lines, node's "# pass N" / "# fail N", and the OpenCV comparison as one.
-read -r passed failed < <(cat "$LOG_DIR"/{tests,geometry,calibration,web,opencv}.log 2>/dev/null | awk '
+read -r passed failed < <(cat "$LOG_DIR"/{tests,geometry,calibration,tracking,web,opencv}.log 2>/dev/null | awk '
   /^test result:/ { for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
   /^# pass [0-9]+$/ { p += $3 }
   /^# fail [0-9]+$/ { f += $3 }

@@ -10,6 +10,7 @@
 //! - [`config`]: the daemon's TOML configuration over embedded defaults;
 //! - [`capture`]: still frames from the camera sources (PNG or any video GStreamer decodes);
 //! - [`calibration`]: the calibration the pipeline runs with, reloaded when the file changes;
+//! - [`track`]: tracking in pitch metres and player metrics (`polyvision-edge track`);
 //! - [`web`]: the technician's calibration page (`polyvision-edge calibrate`).
 //!
 //! The live pipeline (capture → stitch → detect → track → store → sync) comes with the daemon.
@@ -18,4 +19,5 @@
 pub mod calibration;
 pub mod capture;
 pub mod config;
+pub mod track;
 pub mod web;

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod cli;
+use cli::track;
+
 #[derive(Parser)]
 #[command(name = "polyvision-edge", version, about = "The Polyvision rig daemon")]
 struct Cli {
@@ -23,6 +26,49 @@ enum Command {
         /// Configuration file (TOML); fields left out take the defaults (`print-config`).
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Track MOTChallenge detections offline; write MOTChallenge tracks and per-track metrics.
+    Track {
+        /// Detections: `frame,id,left,top,width,height,conf[,class]` in pixels of the view.
+        #[arg(long)]
+        detections: PathBuf,
+        /// Calibration file (`polyvision-calibrate` writes it).
+        #[arg(long)]
+        calibration: PathBuf,
+        /// Frames per second of the footage.
+        #[arg(long)]
+        fps: f64,
+        /// Tracks to write (MOTChallenge; x, y are pitch metres).
+        #[arg(long)]
+        out: PathBuf,
+        /// Per-track metrics to write (CSV).
+        #[arg(long)]
+        metrics: Option<PathBuf>,
+        /// The ball's track to write (MOTChallenge); `--out` holds people only.
+        #[arg(long)]
+        ball_out: Option<PathBuf>,
+        /// The view the detections are in: `panorama` or a camera name (default: the
+        /// panorama, or the file's only camera).
+        #[arg(long)]
+        view: Option<String>,
+        /// Detection noise, pixels (1σ), for the position uncertainty.
+        #[arg(long, default_value_t = 2.0)]
+        pixel_sigma: f64,
+        /// Acceleration noise of the people's motion model, m/s².
+        #[arg(long, default_value_t = polyvision_edge::track::tracker::TrackerConfig::default().sigma_accel)]
+        sigma_accel: f64,
+        /// Acceleration noise of the smoother the metrics are computed from, m/s².
+        #[arg(long, default_value_t = polyvision_edge::track::metrics::MetricsConfig::default().smoothing_sigma_accel)]
+        smoothing_sigma_accel: f64,
+    },
+    /// Time the tracker on synthetic players (one core); prints frames per second.
+    BenchTrack {
+        /// People per frame.
+        #[arg(long, default_value_t = 25)]
+        objects: usize,
+        /// Frames.
+        #[arg(long, default_value_t = 100_000)]
+        frames: u64,
     },
     /// Print the default configuration.
     PrintConfig,
@@ -52,6 +98,30 @@ fn run(cli: Cli) -> Result<()> {
             print!("{DEFAULT_CONFIG}");
             Ok(())
         }
+        Command::Track {
+            detections,
+            calibration,
+            fps,
+            out,
+            metrics,
+            ball_out,
+            view,
+            pixel_sigma,
+            sigma_accel,
+            smoothing_sigma_accel,
+        } => track::run(&track::TrackArgs {
+            detections,
+            calibration,
+            fps,
+            out,
+            metrics,
+            ball_out,
+            view,
+            pixel_sigma,
+            sigma_accel,
+            smoothing_sigma_accel,
+        }),
+        Command::BenchTrack { objects, frames } => track::bench(objects, frames),
         Command::Calibrate { config } => {
             let config = EdgeConfig::load(&config)?;
             let pin = config.technician_pin()?;

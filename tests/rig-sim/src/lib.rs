@@ -10,6 +10,8 @@
 //! - [`render`]: the static background once per camera, then people, ball and shadows per frame.
 //! - [`encode`]: H.264 Matroska files through GStreamer.
 //! - [`truth`]: MOTChallenge ground truth per view, pitch positions, the true calibration.
+//! - [`score`]: degraded-truth detections for trackers, and MOTA / IDF1 / position and metric
+//!   errors of the tracks that come back.
 //! - [`sim`]: the whole run, one worker per view.
 //!
 //! It must stay deterministic: the same rig, source and seed give identical frames.
@@ -22,5 +24,6 @@ pub mod motion;
 pub mod render;
 pub mod rig;
 pub mod scene;
+pub mod score;
 pub mod sim;
 pub mod truth;

@@ -95,6 +95,54 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Detections made from a rendering's true boxes: jitter, missed bursts, merges of
+    /// overlapping people, false positives (MOTChallenge `frame,-1,l,t,w,h,conf,class`).
+    Degrade {
+        /// Folder written by `render`.
+        dir: PathBuf,
+        /// View: panorama, left or right.
+        #[arg(long, default_value = "panorama")]
+        view: String,
+        /// Detections file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Jitter of each box edge, pixels (1σ).
+        #[arg(long, default_value_t = 2.0)]
+        jitter_px: f64,
+        /// Fraction of boxes missed (in bursts).
+        #[arg(long, default_value_t = 0.10)]
+        miss_rate: f64,
+        /// False positives per detection.
+        #[arg(long, default_value_t = 0.02)]
+        false_rate: f64,
+        /// People overlapping more than this (IoU) come out as one box; above 1: never.
+        #[arg(long, default_value_t = 0.5)]
+        merge_iou: f64,
+        /// Leave out the shirt colours (the appearance cue).
+        #[arg(long)]
+        no_colour: bool,
+    },
+    /// Score a tracks file against a rendering's truth: MOTA, IDF1, ID switches, position RMSE
+    /// and, with --metrics, per-player metric errors.
+    Score {
+        /// Folder written by `render`.
+        dir: PathBuf,
+        /// View: panorama, left or right.
+        #[arg(long, default_value = "panorama")]
+        view: String,
+        /// Tracks (MOTChallenge with pitch x, y).
+        #[arg(long)]
+        tracks: PathBuf,
+        /// The tracker's metrics CSV.
+        #[arg(long)]
+        metrics: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the default rig file.
     Rig,
 }
@@ -119,6 +167,106 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Describe { dir } => describe(&dir),
+        Command::Degrade {
+            dir,
+            view,
+            out,
+            seed,
+            jitter_px,
+            miss_rate,
+            false_rate,
+            merge_iou,
+            no_colour,
+        } => {
+            use rig_sim::score::{Degradation, degrade, read_gt, read_shirts};
+            if !(0.0..0.9).contains(&miss_rate)
+                || !(0.0..1.0).contains(&false_rate)
+                || !(0.0..50.0).contains(&jitter_px)
+            {
+                bail!("--miss-rate must be within 0–0.9, --false-rate 0–1, --jitter-px 0–50");
+            }
+            let gt = read_gt(&dir.join("truth").join(&view).join("gt").join("gt.txt"))
+                .map_err(anyhow::Error::msg)?;
+            let d = Degradation {
+                jitter_px,
+                miss_rate,
+                false_rate,
+                merge_iou,
+                ..Degradation::default()
+            };
+            let shirts = if no_colour {
+                None
+            } else {
+                Some(
+                    read_shirts(&dir.join("truth").join("objects.json"))
+                        .map_err(anyhow::Error::msg)?,
+                )
+            };
+            let rows = degrade(&gt, &d, seed, shirts.as_ref());
+            std::fs::write(&out, rows.join("\n") + "\n")
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "{}: {} detections from {} true boxes",
+                out.display(),
+                rows.len(),
+                gt.len()
+            );
+            Ok(())
+        }
+        Command::Score {
+            dir,
+            view,
+            tracks,
+            metrics,
+            json,
+        } => {
+            use rig_sim::score::{read_gt, read_metrics, read_positions, read_tracks, score};
+            let gt = read_gt(&dir.join("truth").join(&view).join("gt").join("gt.txt"))
+                .map_err(anyhow::Error::msg)?;
+            let hyps = read_tracks(&tracks).map_err(anyhow::Error::msg)?;
+            let truth = read_positions(&dir.join("truth").join("positions.csv"))
+                .map_err(anyhow::Error::msg)?;
+            let reported = metrics
+                .as_deref()
+                .map(read_metrics)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let s = score(&gt, &hyps, &truth, reported.as_ref(), 19.8 / 3.6);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s)?);
+            } else {
+                println!(
+                    "MOTA {:.4}  IDF1 {:.4}  ID switches {} ({:.2} per 1000 frames)  FN {}  FP {}  of {} true boxes  position RMSE {:.3} m",
+                    s.mota,
+                    s.idf1,
+                    s.id_switches,
+                    s.id_switches_per_1000_frames,
+                    s.false_negatives,
+                    s.false_positives,
+                    s.gt_boxes,
+                    s.position_rmse_m
+                );
+                if !s.players.is_empty() {
+                    let worst = |f: &dyn Fn(&rig_sim::score::PlayerError) -> f64| {
+                        s.players.iter().map(f).fold(0.0, f64::max)
+                    };
+                    let mean = |f: &dyn Fn(&rig_sim::score::PlayerError) -> f64| {
+                        s.players.iter().map(f).sum::<f64>() / s.players.len() as f64
+                    };
+                    println!(
+                        "metrics over {} players: distance error mean {:.2} % worst {:.2} %; high-speed distance error mean {:.1} % worst {:.1} %; top speed error mean {:.2} m/s worst {:.2} m/s",
+                        s.players.len(),
+                        100.0 * mean(&|p| p.distance_error),
+                        100.0 * worst(&|p| p.distance_error),
+                        100.0 * mean(&|p| p.high_speed_error),
+                        100.0 * worst(&|p| p.high_speed_error),
+                        mean(&|p| p.top_speed_error_mps),
+                        worst(&|p| p.top_speed_error_mps)
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Clicks {
             rig,
             out,

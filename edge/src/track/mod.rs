@@ -1,0 +1,15 @@
+//! Tracking and player metrics in pitch space.
+//!
+//! - [`tracker`]: ByteTrack-style association on per-person Kalman filters in metres, and the
+//!   ball's own tracker;
+//! - [`stitch`]: offline linking of fragments of one player's track;
+//! - [`metrics`]: smoothed trajectories and the metrics coaches read (distance, speed zones,
+//!   top speed, sprints, accelerations);
+//! - [`mot`]: MOTChallenge detections in, tracks out (`polyvision-edge track`).
+
+pub mod assign;
+pub mod kalman;
+pub mod metrics;
+pub mod mot;
+pub mod stitch;
+pub mod tracker;
