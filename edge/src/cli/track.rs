@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result, bail};
 use polyvision_calibration::{CalibrationFile, ViewGeometry};
-use polyvision_edge::track::metrics::{CSV_HEADER, MetricsConfig, match_metrics};
+use polyvision_edge::track::metrics::{CSV_HEADER, MetricsConfig, match_metrics, smooth_positions};
 use polyvision_edge::track::mot::{read_detections, track_row};
 use polyvision_edge::track::stitch::{StitchConfig, stitch};
 use polyvision_edge::track::tracker::{Class, Detection, Tracker, TrackerConfig};
@@ -90,7 +90,8 @@ pub(crate) fn run(args: &TrackArgs) -> Result<()> {
         points.extend(tracker.step(frame, &dets, &to_image));
     }
     let took = started.elapsed().as_secs_f64();
-    let points = stitch(points, args.fps, &StitchConfig::default());
+    let mut points = stitch(points, args.fps, &StitchConfig::default());
+    smooth_positions(&mut points, args.fps, args.smoothing_sigma_accel);
     let write = |path: &PathBuf, ball: bool| -> Result<()> {
         let mut out = std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,

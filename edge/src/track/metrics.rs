@@ -264,6 +264,33 @@ pub fn match_metrics(points: &[TrackPoint], fps: f64, cfg: &MetricsConfig) -> Ve
         .collect()
 }
 
+/// Replaces every point's position by its track's smoothed position (people; points outside a
+/// track's measured span keep theirs). For offline output: the smoothed path uses the
+/// measurements after a frame too.
+pub fn smooth_positions(points: &mut [TrackPoint], fps: f64, sigma_accel: f64) {
+    let mut by_id: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for (i, p) in points.iter().enumerate() {
+        if p.class != Class::Ball {
+            by_id.entry(p.id).or_default().push(i);
+        }
+    }
+    for indices in by_id.values() {
+        let pts: Vec<TrackPoint> = indices.iter().map(|&i| points[i]).collect();
+        let Some(t) = smooth(&pts, fps, sigma_accel) else {
+            continue;
+        };
+        for &i in indices {
+            let k = points[i]
+                .frame
+                .checked_sub(t.first_frame)
+                .map(|k| k as usize);
+            if let Some(pos) = k.and_then(|k| t.positions.get(k)) {
+                points[i].pitch = *pos;
+            }
+        }
+    }
+}
+
 /// The CSV header of [`TrackMetrics`] rows.
 pub const CSV_HEADER: &str = "track_id,class,frames,distance_m,walking_m,jogging_m,running_m,high_speed_running_m,sprinting_m,high_speed_m,top_speed_mps,sprints,accelerations,decelerations";
 

@@ -140,8 +140,28 @@ pub fn stitch(points: Vec<TrackPoint>, fps: f64, cfg: &StitchConfig) -> Vec<Trac
     for (_, pts) in by_id {
         out.extend(pts);
     }
+    out.sort_by_key(|p| (p.id, p.frame));
+    smooth_boxes(&mut out, 3);
     out.sort_by_key(|p| (p.frame, p.id));
     out
+}
+
+/// Averages each box over ±`half` frames of its own track (points sorted by id, then frame):
+/// a detector's boxes jitter by pixels from frame to frame, and a small box's overlap with the
+/// person it shows suffers from it.
+fn smooth_boxes(points: &mut [TrackPoint], half: usize) {
+    let mut start = 0;
+    while start < points.len() {
+        let id = points[start].id;
+        let end = start + points[start..].iter().take_while(|p| p.id == id).count();
+        let boxes: Vec<[f64; 4]> = points[start..end].iter().map(|p| p.bbox).collect();
+        for (k, p) in points[start..end].iter_mut().enumerate() {
+            let (a, b) = (k.saturating_sub(half), (k + half).min(boxes.len() - 1));
+            let n = (b - a + 1) as f64;
+            p.bbox = std::array::from_fn(|c| boxes[a..=b].iter().map(|x| x[c]).sum::<f64>() / n);
+        }
+        start = end;
+    }
 }
 
 #[cfg(test)]

@@ -258,11 +258,22 @@ impl Tracker {
             return FORBIDDEN;
         }
         let disagree = track.hits > 0 && track.class() != det.class;
-        d2 + if disagree {
-            self.config.class_penalty
-        } else {
-            0.0
-        }
+        let colour = match (track.colour, det.colour) {
+            (Some(a), Some(b)) => {
+                let d = colour_distance(a, b);
+                if d > self.config.colour_gate {
+                    return FORBIDDEN;
+                }
+                (d / self.config.colour_sigma).powi(2)
+            }
+            _ => 0.0,
+        };
+        d2 + colour
+            + if disagree {
+                self.config.class_penalty
+            } else {
+                0.0
+            }
     }
 
     /// Matches `tracks` (indices) to `dets` (indices); returns the pairs.
@@ -366,12 +377,14 @@ impl Tracker {
                     t.kf.update(det.pitch, cov);
                     t.bbox = det.bbox;
                     t.anchor = t.kf.position();
-                    // A merged box's colour is a mix of two shirts: not learnt.
+                    // A merged box's colour is a mix of two shirts, and an outlier is someone
+                    // else's: neither is learnt.
                     if let (Some(c), false) = (det.colour, shared[d]) {
                         t.colour = Some(match t.colour {
-                            Some(m) => {
+                            Some(m) if colour_distance(m, c) <= 2.0 * cfg.colour_sigma => {
                                 std::array::from_fn(|k| m[k] + cfg.colour_rate * (c[k] - m[k]))
                             }
+                            Some(m) => m,
                             None => c,
                         });
                     }
@@ -411,8 +424,16 @@ impl Tracker {
             }
         }
         self.tracks = keep;
+        // A detection over a track that is still there (coasting through a merge or a miss)
+        // is that track's player, not a new one.
+        let covered = |det: &Detection, tracks: &[Track]| {
+            tracks.iter().any(|t| {
+                t.state != TrackState::Tentative
+                    && (contains(det.bbox, foot_of(t.bbox)) || iou(det.bbox, t.bbox) > 0.3)
+            })
+        };
         for d in high {
-            if !used[d] && dets[d].conf >= cfg.new_track_conf {
+            if !used[d] && dets[d].conf >= cfg.new_track_conf && !covered(&dets[d], &self.tracks) {
                 let det = &dets[d];
                 let id = self.new_id();
                 let mut votes = [0; 4];
@@ -513,6 +534,26 @@ impl Tracker {
     pub fn live(&self) -> usize {
         self.tracks.len() + usize::from(self.ball.is_some())
     }
+}
+
+/// Euclidean distance of two RGB colours.
+fn colour_distance(a: [f32; 3], b: [f32; 3]) -> f64 {
+    (0..3)
+        .map(|k| ((a[k] - b[k]) as f64).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Intersection over union of two `[l, t, w, h]` boxes.
+fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
+    let (x0, y0) = (a[0].max(b[0]), a[1].max(b[1]));
+    let (x1, y1) = (
+        (a[0] + a[2]).min(b[0] + b[2]),
+        (a[1] + a[3]).min(b[1] + b[3]),
+    );
+    let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
+    let union = a[2] * a[3] + b[2] * b[3] - inter;
+    if union <= 0.0 { 0.0 } else { inter / union }
 }
 
 /// Bottom centre of a box.
