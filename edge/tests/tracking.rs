@@ -60,6 +60,54 @@ fn tracks_of_degraded_truth_keep_identities_and_metrics() {
             "seed {seed}: MOTA {:.4} IDF1 {:.4} ID switches {} ({:.1}/1000 frames) position RMSE {:.3} m",
             s.mota, s.idf1, s.id_switches, s.id_switches_per_1000_frames, s.position_rmse_m
         );
+        // Teams: every outfield player matched to a track must carry its side's label, and the
+        // two sides different labels.
+        let teams: std::collections::HashMap<u32, String> = std::fs::read_to_string(&metrics)
+            .expect("metrics")
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let c: Vec<&str> = l.split(',').collect();
+                Some((c.first()?.parse().ok()?, c.get(2)?.to_string()))
+            })
+            .collect();
+        let objects: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(truth.join("objects.json")).expect("objects"),
+        )
+        .expect("json");
+        let mut label_of_side: std::collections::HashMap<
+            String,
+            std::collections::BTreeMap<String, usize>,
+        > = Default::default();
+        for p in &s.players {
+            let person = objects["people"]
+                .as_array()
+                .and_then(|a| a.iter().find(|o| o["id"] == p.id));
+            let Some(person) = person.filter(|o| o["role"] == "player") else {
+                continue;
+            };
+            let side = person["side"].as_str().unwrap_or_default().to_string();
+            let label = teams.get(&p.track).cloned().unwrap_or_default();
+            *label_of_side
+                .entry(side)
+                .or_default()
+                .entry(label)
+                .or_default() += 1;
+        }
+        for (side, labels) in &label_of_side {
+            assert_eq!(
+                labels.len(),
+                1,
+                "seed {seed}: {side} players got several team labels: {labels:?}"
+            );
+        }
+        let distinct: std::collections::BTreeSet<&String> =
+            label_of_side.values().flat_map(|l| l.keys()).collect();
+        assert_eq!(
+            distinct.len(),
+            2,
+            "seed {seed}: sides share a label: {label_of_side:?}"
+        );
         mota += s.mota;
         idf1 += s.idf1;
         rmse += s.position_rmse_m;

@@ -5,6 +5,7 @@ use polyvision_calibration::{CalibrationFile, ViewGeometry};
 use polyvision_edge::track::metrics::{CSV_HEADER, MetricsConfig, match_metrics, smooth_positions};
 use polyvision_edge::track::mot::{read_detections, track_row};
 use polyvision_edge::track::stitch::{StitchConfig, stitch};
+use polyvision_edge::track::teams::assign_teams;
 use polyvision_edge::track::tracker::{Class, Detection, Tracker, TrackerConfig};
 use std::io::Write;
 use std::path::PathBuf;
@@ -117,8 +118,10 @@ pub(crate) fn run(args: &TrackArgs) -> Result<()> {
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
         );
         writeln!(f, "{CSV_HEADER}")?;
+        let teams = assign_teams(&points);
         for r in rows {
-            writeln!(f, "{}", r.csv())?;
+            let team = teams.get(&r.id).map_or("unknown", |t| t.name());
+            writeln!(f, "{}", r.csv(team))?;
         }
         f.flush()?;
     }

@@ -292,14 +292,14 @@ pub fn smooth_positions(points: &mut [TrackPoint], fps: f64, sigma_accel: f64) {
 }
 
 /// The CSV header of [`TrackMetrics`] rows.
-pub const CSV_HEADER: &str = "track_id,class,frames,distance_m,walking_m,jogging_m,running_m,high_speed_running_m,sprinting_m,high_speed_m,top_speed_mps,sprints,accelerations,decelerations";
+pub const CSV_HEADER: &str = "track_id,class,team,frames,distance_m,walking_m,jogging_m,running_m,high_speed_running_m,sprinting_m,high_speed_m,top_speed_mps,sprints,accelerations,decelerations";
 
 impl TrackMetrics {
-    /// One CSV row.
-    pub fn csv(&self) -> String {
+    /// One CSV row, with the track's team.
+    pub fn csv(&self, team: &str) -> String {
         let z = self.zone_m;
         format!(
-            "{},{},{},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.3},{},{},{}",
+            "{},{},{team},{},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.2},{:.3},{},{},{}",
             self.id,
             match self.class {
                 Class::Player => "player",

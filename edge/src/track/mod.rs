@@ -3,6 +3,7 @@
 //! - [`tracker`]: ByteTrack-style association on per-person Kalman filters in metres, and the
 //!   ball's own tracker;
 //! - [`stitch`]: offline linking of fragments of one player's track;
+//! - [`teams`]: the team of each track, by clustering shirt colours per match;
 //! - [`metrics`]: smoothed trajectories and the metrics coaches read (distance, speed zones,
 //!   top speed, sprints, accelerations);
 //! - [`mot`]: MOTChallenge detections in, tracks out (`polyvision-edge track`).
@@ -12,4 +13,5 @@ pub mod kalman;
 pub mod metrics;
 pub mod mot;
 pub mod stitch;
+pub mod teams;
 pub mod tracker;
