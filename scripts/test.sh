@@ -71,6 +71,13 @@ run_group opencv bash -c '
   .venv/bin/python scripts/compare-opencv.py --bin target/release
   .venv/bin/python scripts/compare-opencv-kernels.py --bin target/release --table "$POLYVISION_KERNEL_FIXTURES/stitch.table" \
     --left "$POLYVISION_KERNEL_FIXTURES/left.png" --right "$POLYVISION_KERNEL_FIXTURES/right.png"'
+# Our tracker against roboflow's trackers on the same detections, and our evaluator against
+# TrackEval.
+run_group trackers bash -c '
+  set -e
+  [ -x .venv-trackers/bin/python ] || python3 -m venv .venv-trackers
+  .venv-trackers/bin/pip install -q --disable-pip-version-check -r scripts/requirements-trackers.txt
+  .venv-trackers/bin/python scripts/compare-trackers.py --bin target/release'
 # The technician page in headless Chromium: tap landmarks of a rendered match, save, reload.
 WEB_WORK=target/test-web
 run_group web bash -c "
@@ -87,12 +94,12 @@ run_group render bash -c "target/release/rig-sim render --seconds 20 --out '$SIM
 rm -rf "$SIM_OUT"
 
 # Cargo's "test result:" lines, node's "# pass N" / "# fail N", and the OpenCV comparison as one.
-read -r passed failed < <(cat "$LOG_DIR"/{tests,geometry,calibration,tracking,web,opencv}.log 2>/dev/null | awk '
+read -r passed failed < <(cat "$LOG_DIR"/{tests,geometry,calibration,tracking,web,opencv,trackers}.log 2>/dev/null | awk '
   /^test result:/ { for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
   /^# pass [0-9]+$/ { p += $3 }
   /^# fail [0-9]+$/ { f += $3 }
-  /^compare-opencv(-kernels)?: ok$/ { p += 1 }
-  /^compare-opencv(-kernels)?: failed$/ { f += 1 }
+  /^compare-(opencv|opencv-kernels|trackers): ok$/ { p += 1 }
+  /^compare-(opencv|opencv-kernels|trackers): failed$/ { f += 1 }
   END { print p + 0, f + 0 }')
 echo
 echo "=== summary"

@@ -57,8 +57,8 @@ fn tracks_of_degraded_truth_keep_identities_and_metrics() {
             19.8 / 3.6,
         );
         println!(
-            "seed {seed}: MOTA {:.4} IDF1 {:.4} ID switches {} ({:.1}/1000 frames) position RMSE {:.3} m",
-            s.mota, s.idf1, s.id_switches, s.id_switches_per_1000_frames, s.position_rmse_m
+            "seed {seed}: HOTA {:.4} MOTA {:.4} IDF1 {:.4} ID switches {} ({:.1}/1000 frames) position RMSE {:.3} m",
+            s.hota, s.mota, s.idf1, s.id_switches, s.id_switches_per_1000_frames, s.position_rmse_m
         );
         // Teams: every outfield player matched to a track must carry its side's label, and the
         // two sides different labels.

@@ -8,7 +8,62 @@ pub const FORBIDDEN: f64 = f64::INFINITY;
 
 /// Matches rows to columns of `cost` (row-major, `rows × cols`) minimising the total cost;
 /// pairs with a forbidden (infinite) cost are never returned. Returns `(row, col)` pairs.
+///
+/// Gating leaves most pairs forbidden, so the problem splits into independent groups of rows
+/// and columns linked by allowed pairs (connected components); each is solved on its own, and a
+/// group of one row and one column needs no solving at all.
 pub fn assign(cost: &[f64], rows: usize, cols: usize) -> Vec<(usize, usize)> {
+    // Union-find over rows (0..rows) and columns (rows..rows + cols).
+    let mut parent: Vec<usize> = (0..rows + cols).collect();
+    fn find(parent: &mut [usize], mut x: usize) -> usize {
+        while parent[x] != x {
+            parent[x] = parent[parent[x]];
+            x = parent[x];
+        }
+        x
+    }
+    for r in 0..rows {
+        for c in 0..cols {
+            if cost[r * cols + c].is_finite() {
+                let (a, b) = (find(&mut parent, r), find(&mut parent, rows + c));
+                if a != b {
+                    parent[a] = b;
+                }
+            }
+        }
+    }
+    let mut groups: std::collections::BTreeMap<usize, (Vec<usize>, Vec<usize>)> =
+        Default::default();
+    for r in 0..rows {
+        let root = find(&mut parent, r);
+        groups.entry(root).or_default().0.push(r);
+    }
+    for c in 0..cols {
+        let root = find(&mut parent, rows + c);
+        groups.entry(root).or_default().1.push(c);
+    }
+    let mut out = Vec::new();
+    let mut sub = Vec::new();
+    for (rs, cs) in groups.values() {
+        match (rs.len(), cs.len()) {
+            (0, _) | (_, 0) => {}
+            (1, 1) => out.push((rs[0], cs[0])),
+            (n, m) => {
+                sub.clear();
+                sub.extend(
+                    rs.iter()
+                        .flat_map(|&r| cs.iter().map(move |&c| cost[r * cols + c])),
+                );
+                out.extend(dense(&sub, n, m).into_iter().map(|(i, j)| (rs[i], cs[j])));
+            }
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// The Hungarian algorithm on one dense problem.
+fn dense(cost: &[f64], rows: usize, cols: usize) -> Vec<(usize, usize)> {
     if rows == 0 || cols == 0 {
         return Vec::new();
     }
@@ -37,11 +92,12 @@ pub fn assign(cost: &[f64], rows: usize, cols: usize) -> Vec<(usize, usize)> {
     };
     let (mut u, mut v) = (vec![0.0; n + 1], vec![0.0; m + 1]);
     let (mut p, mut way) = (vec![0usize; m + 1], vec![0usize; m + 1]);
+    let (mut minv, mut used) = (vec![f64::INFINITY; m + 1], vec![false; m + 1]);
     for i in 1..=n {
         p[0] = i;
         let mut j0 = 0;
-        let mut minv = vec![f64::INFINITY; m + 1];
-        let mut used = vec![false; m + 1];
+        minv.fill(f64::INFINITY);
+        used.fill(false);
         loop {
             used[j0] = true;
             let i0 = p[j0];

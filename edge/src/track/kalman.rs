@@ -19,26 +19,6 @@ pub struct Kalman {
     pub p: M4,
 }
 
-fn mul(a: &M4, b: &M4) -> M4 {
-    let mut out = [[0.0; 4]; 4];
-    for i in 0..4 {
-        for j in 0..4 {
-            out[i][j] = (0..4).map(|k| a[i][k] * b[k][j]).sum();
-        }
-    }
-    out
-}
-
-fn transpose(a: &M4) -> M4 {
-    let mut out = [[0.0; 4]; 4];
-    for i in 0..4 {
-        for j in 0..4 {
-            out[i][j] = a[j][i];
-        }
-    }
-    out
-}
-
 impl Kalman {
     /// Starts at `pos` with unknown velocity (σ 4 m/s) and the measurement's covariance.
     pub fn new(pos: [f64; 2], r: [[f64; 2]; 2]) -> Self {
@@ -56,12 +36,6 @@ impl Kalman {
 
     /// Moves the state `dt` seconds on with acceleration noise `sigma_a` (m/s²).
     pub fn predict(&mut self, dt: f64, sigma_a: f64) {
-        let f: M4 = [
-            [1.0, 0.0, dt, 0.0],
-            [0.0, 1.0, 0.0, dt],
-            [0.0, 0.0, 1.0, 0.0],
-            [0.0, 0.0, 0.0, 1.0],
-        ];
         let x = self.x;
         self.x = [x[0] + dt * x[2], x[1] + dt * x[3], x[2], x[3]];
         let q = sigma_a * sigma_a;
@@ -72,13 +46,28 @@ impl Kalman {
             [t3 * q, 0.0, t2 * q, 0.0],
             [0.0, t3 * q, 0.0, t2 * q],
         ];
-        let fp = mul(&f, &self.p);
-        let mut p = mul(&fp, &transpose(&f));
+        // F·P·Fᵀ written out for F = [[I, dt·I], [0, I]] (the general product showed in
+        // profiles).
+        let p = self.p;
+        let mut n = [[0.0; 4]; 4];
         for i in 0..4 {
             for j in 0..4 {
-                p[i][j] += qm[i][j];
+                // (F·P)[i][j]
+                let fp = |i: usize, j: usize| {
+                    if i < 2 {
+                        p[i][j] + dt * p[i + 2][j]
+                    } else {
+                        p[i][j]
+                    }
+                };
+                n[i][j] = if j < 2 {
+                    fp(i, j) + dt * fp(i, j + 2)
+                } else {
+                    fp(i, j)
+                } + qm[i][j];
             }
         }
+        let p = n;
         self.p = p;
     }
 

@@ -184,6 +184,8 @@ struct Track {
     hits: u32,
     misses: u32,
     votes: [u32; 4],
+    /// The majority of `votes`, kept up to date.
+    class: Class,
     bbox: [f64; 4],
     /// Running mean of the shirt colour.
     colour: Option<[f32; 3]>,
@@ -195,16 +197,17 @@ struct Track {
 }
 
 impl Track {
-    fn class(&self) -> Class {
+    fn vote(&mut self, class: Class) {
+        self.votes[class.index()] += 1;
         let best = (0..4)
             .max_by_key(|&i| (self.votes[i], std::cmp::Reverse(i)))
             .unwrap_or(0);
-        [
+        self.class = [
             Class::Player,
             Class::Goalkeeper,
             Class::Referee,
             Class::Ball,
-        ][best]
+        ][best];
     }
 
     fn point(&self, frame: u64, det: Option<&Detection>) -> TrackPoint {
@@ -215,7 +218,7 @@ impl Track {
             pitch: self.kf.position(),
             measured: det.map(|d| d.pitch),
             cov: det.map(|d| d.cov),
-            class: self.class(),
+            class: self.class,
             conf: det.map_or(0.0, |d| d.conf),
             colour: self.colour,
         }
@@ -257,7 +260,7 @@ impl Tracker {
         if d2 > self.config.gate_chi2 {
             return FORBIDDEN;
         }
-        let disagree = track.hits > 0 && track.class() != det.class;
+        let disagree = track.hits > 0 && track.class != det.class;
         let colour = match (track.colour, det.colour) {
             (Some(a), Some(b)) => {
                 let d = colour_distance(a, b);
@@ -364,8 +367,10 @@ impl Tracker {
 
         let mut out = Vec::new();
         let max_lost = (cfg.max_lost_s / self.dt).round() as u32;
-        let mut keep = Vec::with_capacity(self.tracks.len());
-        for (mut t, m) in std::mem::take(&mut self.tracks).into_iter().zip(matched) {
+        // Updated in place; the dead are dropped afterwards (tracks are large: moving all of
+        // them every frame showed in profiles).
+        let mut alive = vec![true; self.tracks.len()];
+        for ((t, m), alive) in self.tracks.iter_mut().zip(matched).zip(alive.iter_mut()) {
             match m {
                 Some(d) => {
                     let det = &dets[d];
@@ -390,7 +395,7 @@ impl Tracker {
                     }
                     t.hits += 1;
                     t.misses = 0;
-                    t.votes[det.class.index()] += 1;
+                    t.vote(det.class);
                     let point = t.point(frame, Some(det));
                     match t.state {
                         TrackState::Tentative if t.hits >= cfg.confirm_hits => {
@@ -404,26 +409,27 @@ impl Tracker {
                             out.push(point);
                         }
                     }
-                    keep.push(t);
                 }
                 None => {
                     if t.state == TrackState::Tentative {
+                        *alive = false;
                         continue;
                     }
                     t.misses += 1;
                     t.state = TrackState::Lost;
                     if t.misses > max_lost {
+                        *alive = false;
                         continue;
                     }
                     if t.misses <= cfg.coast_frames {
-                        shift_box(&mut t, to_image);
+                        shift_box(t, to_image);
                         out.push(t.point(frame, None));
                     }
-                    keep.push(t);
                 }
             }
         }
-        self.tracks = keep;
+        let mut keep = alive.into_iter();
+        self.tracks.retain(|_| keep.next().unwrap_or(false));
         // A detection over a track that is still there (coasting through a merge or a miss)
         // is that track's player, not a new one.
         let covered = |det: &Detection, tracks: &[Track]| {
@@ -445,6 +451,7 @@ impl Tracker {
                     hits: 1,
                     misses: 0,
                     votes,
+                    class: det.class,
                     bbox: det.bbox,
                     colour: det.colour,
                     anchor: det.pitch,
@@ -520,6 +527,7 @@ impl Tracker {
             hits: 1,
             misses: 0,
             votes: [0, 0, 0, 1],
+            class: Class::Ball,
             bbox: det.bbox,
             colour: None,
             anchor: det.pitch,

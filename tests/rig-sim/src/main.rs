@@ -236,7 +236,10 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&s)?);
             } else {
                 println!(
-                    "MOTA {:.4}  IDF1 {:.4}  ID switches {} ({:.2} per 1000 frames)  FN {}  FP {}  of {} true boxes  position RMSE {:.3} m",
+                    "HOTA {:.4} (DetA {:.4}, AssA {:.4})  MOTA {:.4}  IDF1 {:.4}  ID switches {} ({:.2} per 1000 frames)  FN {}  FP {}  of {} true boxes  position RMSE {:.3} m",
+                    s.hota,
+                    s.det_a,
+                    s.ass_a,
                     s.mota,
                     s.idf1,
                     s.id_switches,

@@ -350,6 +350,12 @@ pub struct Scores {
     pub idf1: f64,
     /// RMS distance between matched tracks and true positions, m.
     pub position_rmse_m: f64,
+    /// HOTA (mean over IoU thresholds 0.05–0.95), with its detection and association parts.
+    pub hota: f64,
+    /// Detection accuracy part of HOTA.
+    pub det_a: f64,
+    /// Association accuracy part of HOTA.
+    pub ass_a: f64,
     /// Per-player metric errors, where metrics were given.
     pub players: Vec<PlayerError>,
 }
@@ -492,6 +498,134 @@ fn hungarian(cost: &[Vec<f64>]) -> Vec<Option<usize>> {
     out
 }
 
+/// HOTA (Luiten et al. 2021) over IoU thresholds α = 0.05, 0.10, …, 0.95, as TrackEval
+/// computes it: per frame, true and track boxes are matched by Hungarian on IoU weighted by the
+/// pair's global alignment (frames in common relative to both lengths, from unthresholded IoU),
+/// keeping pairs with IoU ≥ α; DetA = TP/(TP + FN + FP); AssA is the mean over true positives of
+/// TPA/(TPA + FNA + FPA) of their pair. Don't-care boxes (< 10 % visible) are left out on both
+/// sides along with the tracks on them. Returns (HOTA, DetA, AssA), each the mean over α.
+fn hota(
+    gt_frames: &BTreeMap<u64, Vec<&GtBox>>,
+    hyp_frames: &BTreeMap<u64, Vec<&HypBox>>,
+    frames: &[u64],
+) -> (f64, f64, f64) {
+    let empty_g: Vec<&GtBox> = Vec::new();
+    let empty_h: Vec<&HypBox> = Vec::new();
+    // Per frame: the cared-for boxes and the IoU matrix (tracks on don't-care boxes dropped).
+    struct Frame {
+        g: Vec<u32>,
+        h: Vec<u32>,
+        iou: Vec<Vec<f64>>,
+    }
+    let mut data = Vec::with_capacity(frames.len());
+    let mut g_count: HashMap<u32, f64> = HashMap::new();
+    let mut h_count: HashMap<u32, f64> = HashMap::new();
+    let mut pair_sim: HashMap<(u32, u32), f64> = HashMap::new();
+    for f in frames {
+        let gs = gt_frames.get(f).unwrap_or(&empty_g);
+        let hs = hyp_frames.get(f).unwrap_or(&empty_h);
+        let dont_care: Vec<&&GtBox> = gs.iter().filter(|g| g.visibility < 0.1).collect();
+        let hs: Vec<&&HypBox> = hs
+            .iter()
+            .filter(|h| !dont_care.iter().any(|g| iou(g.bbox, h.bbox) >= 0.5))
+            .collect();
+        let gs: Vec<&&GtBox> = gs.iter().filter(|g| g.visibility >= 0.1).collect();
+        let iou_m: Vec<Vec<f64>> = gs
+            .iter()
+            .map(|g| hs.iter().map(|h| iou(g.bbox, h.bbox)).collect())
+            .collect();
+        for g in &gs {
+            *g_count.entry(g.id).or_default() += 1.0;
+        }
+        for h in &hs {
+            *h_count.entry(h.id).or_default() += 1.0;
+        }
+        // Similarity shares for the global alignment (normalised per row and column as
+        // TrackEval does).
+        for (i, g) in gs.iter().enumerate() {
+            for (j, h) in hs.iter().enumerate() {
+                let row: f64 = iou_m[i].iter().sum();
+                let col: f64 = iou_m.iter().map(|r| r[j]).sum();
+                let denom = row + col - iou_m[i][j];
+                if denom > 0.0 && iou_m[i][j] > 0.0 {
+                    *pair_sim.entry((g.id, h.id)).or_default() += iou_m[i][j] / denom;
+                }
+            }
+        }
+        data.push(Frame {
+            g: gs.iter().map(|g| g.id).collect(),
+            h: hs.iter().map(|h| h.id).collect(),
+            iou: iou_m,
+        });
+    }
+    let align = |g: u32, h: u32| {
+        let s = pair_sim.get(&(g, h)).copied().unwrap_or(0.0);
+        let d =
+            g_count.get(&g).copied().unwrap_or(0.0) + h_count.get(&h).copied().unwrap_or(0.0) - s;
+        if d > 0.0 { s / d } else { 0.0 }
+    };
+    let alphas: Vec<f64> = (1..=19).map(|k| k as f64 * 0.05).collect();
+    let (mut sum_h, mut sum_d, mut sum_a) = (0.0, 0.0, 0.0);
+    for &alpha in &alphas {
+        let (mut tp, mut fn_, mut fp) = (0.0, 0.0, 0.0);
+        let mut tpa: HashMap<(u32, u32), f64> = HashMap::new();
+        let mut matches: Vec<(u32, u32)> = Vec::new();
+        for fr in &data {
+            let cost: Vec<Vec<f64>> =
+                fr.g.iter()
+                    .enumerate()
+                    .map(|(i, &g)| {
+                        fr.h.iter()
+                            .enumerate()
+                            .map(|(j, &h)| {
+                                let o = fr.iou[i][j];
+                                if o >= alpha - 1e-12 {
+                                    -(align(g, h) * o) - 1e-6 * o
+                                } else {
+                                    1e9
+                                }
+                            })
+                            .collect()
+                    })
+                    .collect();
+            let assigned = hungarian(&cost);
+            let mut n = 0.0;
+            for (i, m) in assigned.iter().enumerate() {
+                if let Some(j) = m {
+                    n += 1.0;
+                    *tpa.entry((fr.g[i], fr.h[*j])).or_default() += 1.0;
+                    matches.push((fr.g[i], fr.h[*j]));
+                }
+            }
+            tp += n;
+            fn_ += fr.g.len() as f64 - n;
+            fp += fr.h.len() as f64 - n;
+        }
+        let det_a = if tp + fn_ + fp > 0.0 {
+            tp / (tp + fn_ + fp)
+        } else {
+            0.0
+        };
+        let ass_a = if matches.is_empty() {
+            0.0
+        } else {
+            matches
+                .iter()
+                .map(|&(g, h)| {
+                    let t = tpa[&(g, h)];
+                    t / (g_count[&g] + h_count[&h] - t)
+                })
+                .sum::<f64>()
+                / matches.len() as f64
+        };
+        sum_h += (det_a * ass_a).sqrt();
+        sum_d += det_a;
+        sum_a += ass_a;
+    }
+    let n = alphas.len() as f64;
+    (sum_h / n, sum_d / n, sum_a / n)
+}
+
 /// Scores tracks against the truth of a view. `high_speed_mps` is the threshold of the
 /// high-speed distance (19.8 km/h).
 pub fn score(
@@ -631,6 +765,7 @@ pub fn score(
         }
     }
     let n_frames = frames.len().max(1);
+    let (hota, det_a, ass_a) = hota(&gt_frames, &hyp_frames, &frames);
     let mut players = Vec::new();
     if let Some(reported) = metrics {
         for (&gid, &hid) in &identity {
@@ -693,6 +828,9 @@ pub fn score(
         } else {
             f64::NAN
         },
+        hota,
+        det_a,
+        ass_a,
         players,
     }
 }
