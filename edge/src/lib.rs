@@ -10,6 +10,7 @@
 //! - [`config`]: the daemon's TOML configuration over embedded defaults;
 //! - [`capture`]: still frames from the camera sources (PNG or any video GStreamer decodes);
 //! - [`calibration`]: the calibration the pipeline runs with, reloaded when the file changes;
+//! - [`detect`]: model cards, YOLO head decoding, tiling of the panorama and merging across tiles;
 //! - [`track`]: tracking in pitch metres and player metrics (`polyvision-edge track`);
 //! - [`web`]: the technician's calibration page (`polyvision-edge calibrate`).
 //!
@@ -19,5 +20,6 @@
 pub mod calibration;
 pub mod capture;
 pub mod config;
+pub mod detect;
 pub mod track;
 pub mod web;
