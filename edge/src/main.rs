@@ -61,6 +61,30 @@ enum Command {
         #[arg(long, default_value_t = polyvision_edge::track::metrics::MetricsConfig::default().smoothing_sigma_accel)]
         smoothing_sigma_accel: f64,
     },
+    /// Detect people and the ball in one panorama image (MOTChallenge rows with class).
+    Detect {
+        /// The detector (ONNX), with its card next to it (`X.card.json`).
+        #[arg(long)]
+        model: PathBuf,
+        /// The panorama (PNG).
+        #[arg(long)]
+        image: PathBuf,
+        /// Detections to write: `1,-1,left,top,width,height,score,class`.
+        #[arg(long)]
+        out: PathBuf,
+        /// Lowest score kept.
+        #[arg(long, default_value_t = 0.25)]
+        threshold: f32,
+        /// Threads for inference and preprocessing.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Tiles per inference run.
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// Overlap of neighbouring tiles, pixels (at least the largest object).
+        #[arg(long, default_value_t = 200)]
+        tile_overlap: u32,
+    },
     /// Time the tracker on synthetic players (one core); prints frames per second.
     BenchTrack {
         /// People per frame.
@@ -122,6 +146,23 @@ fn run(cli: Cli) -> Result<()> {
             smoothing_sigma_accel,
         }),
         Command::BenchTrack { objects, frames } => track::bench(objects, frames),
+        Command::Detect {
+            model,
+            image,
+            out,
+            threshold,
+            threads,
+            batch,
+            tile_overlap,
+        } => cli::detect::run(&cli::detect::DetectArgs {
+            model,
+            image,
+            out,
+            threshold,
+            threads,
+            batch,
+            tile_overlap,
+        }),
         Command::Calibrate { config } => {
             let config = EdgeConfig::load(&config)?;
             let pin = config.technician_pin()?;

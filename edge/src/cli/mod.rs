@@ -1,3 +1,4 @@
 //! Subcommands of `polyvision-edge` that are more than a few lines.
 
+pub(crate) mod detect;
 pub(crate) mod track;

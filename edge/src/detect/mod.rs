@@ -5,11 +5,14 @@
 //! - [`decode`]: YOLO detection heads (`[1, 4 + classes, N]`, or the transposed `[1, N, 4 +
 //!   classes]`) to boxes;
 //! - [`tiling`]: the panorama cut into overlapping tiles at the model's native scale, boxes
-//!   mapped back and merged across tile borders.
+//!   mapped back and merged across tile borders;
+//! - [`backend`]: inference behind one trait (tract now; TensorRT to come);
+//! - [`detector`]: the stage itself, panorama in, boxes out.
 //!
-//! The inference backends (tract on CPU, TensorRT on the Jetson) and the trained model are not
-//! here yet.
+//! No trained model ships yet (`models/`).
 
+pub mod backend;
 pub mod card;
 pub mod decode;
+pub mod detector;
 pub mod tiling;
