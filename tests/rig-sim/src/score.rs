@@ -37,8 +37,9 @@ pub struct GtBox {
     pub visibility: f64,
 }
 
-/// Reads a MOTChallenge ground-truth file of this project.
-pub fn read_gt(path: &Path) -> Result<Vec<GtBox>, String> {
+/// The rows of a comma-separated numeric file, each with at least `columns` values; errors
+/// name the file and the line.
+fn numeric_rows(path: &Path, columns: usize) -> Result<Vec<Vec<f64>>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     text.lines()
         .enumerate()
@@ -49,23 +50,31 @@ pub fn read_gt(path: &Path) -> Result<Vec<GtBox>, String> {
                 .map(|c| c.trim().parse::<f64>())
                 .collect::<Result<_, _>>()
                 .map_err(|_| format!("{}: line {}: not numbers", path.display(), n + 1))?;
-            if v.len() < 9 {
+            if v.len() < columns {
                 return Err(format!(
-                    "{}: line {}: {} columns, expected 9",
+                    "{}: line {}: {} columns, expected {columns}",
                     path.display(),
                     n + 1,
                     v.len()
                 ));
             }
-            Ok(GtBox {
-                frame: v[0] as u64,
-                id: v[1] as u32,
-                bbox: [v[2], v[3], v[4], v[5]],
-                class: v[7] as u32,
-                visibility: v[8],
-            })
+            Ok(v)
         })
         .collect()
+}
+
+/// Reads a MOTChallenge ground-truth file of this project.
+pub fn read_gt(path: &Path) -> Result<Vec<GtBox>, String> {
+    Ok(numeric_rows(path, 9)?
+        .into_iter()
+        .map(|v| GtBox {
+            frame: v[0] as u64,
+            id: v[1] as u32,
+            bbox: [v[2], v[3], v[4], v[5]],
+            class: v[7] as u32,
+            visibility: v[8],
+        })
+        .collect())
 }
 
 /// How detections are degraded.
@@ -268,32 +277,15 @@ pub struct HypBox {
 
 /// Reads a tracks file.
 pub fn read_tracks(path: &Path) -> Result<Vec<HypBox>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty())
-        .map(|(n, line)| {
-            let v: Vec<f64> = line
-                .split(',')
-                .map(|c| c.trim().parse::<f64>())
-                .collect::<Result<_, _>>()
-                .map_err(|_| format!("{}: line {}: not numbers", path.display(), n + 1))?;
-            if v.len() < 9 {
-                return Err(format!(
-                    "{}: line {}: {} columns, expected 10",
-                    path.display(),
-                    n + 1,
-                    v.len()
-                ));
-            }
-            Ok(HypBox {
-                frame: v[0] as u64,
-                id: v[1] as u32,
-                bbox: [v[2], v[3], v[4], v[5]],
-                pitch: [v[7], v[8]],
-            })
+    Ok(numeric_rows(path, 9)?
+        .into_iter()
+        .map(|v| HypBox {
+            frame: v[0] as u64,
+            id: v[1] as u32,
+            bbox: [v[2], v[3], v[4], v[5]],
+            pitch: [v[7], v[8]],
         })
-        .collect()
+        .collect())
 }
 
 /// A true trajectory sample.
