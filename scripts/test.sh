@@ -52,7 +52,8 @@ run_group kernels bash -c '
 # Tests whose figures matter run in their own groups below, with the figures shown.
 FIGURE_TESTS=(true_homography_lands_where_the_renderer_draws
   fitted_homographies_are_accurate_over_the_whole_pitch pitch_lines_stay_continuous_across_the_seam
-  foot_points_of_true_boxes_land_on_the_true_positions tracks_of_degraded_truth_keep_identities_and_metrics)
+  foot_points_of_true_boxes_land_on_the_true_positions tracks_of_degraded_truth_keep_identities_and_metrics
+  killing_the_writer_never_loses_or_duplicates_a_committed_row)
 run_group tests cargo test --workspace --release --locked -- "${FIGURE_TESTS[@]/#/--skip=}"
 run_group docs env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release --locked
 # The geometry figures (renderer vs true homography), printed.
@@ -71,6 +72,10 @@ run_group opencv bash -c '
   .venv/bin/python scripts/compare-opencv.py --bin target/release
   .venv/bin/python scripts/compare-opencv-kernels.py --bin target/release --table "$POLYVISION_KERNEL_FIXTURES/stitch.table" \
     --left "$POLYVISION_KERNEL_FIXTURES/left.png" --right "$POLYVISION_KERNEL_FIXTURES/right.png"'
+# The SQLite buffer: 50 SIGKILLs while writing, and one match worth of rows (4.5 million).
+STORE_DB=$(mktemp -u --suffix .db)
+run_group store bash -c "cargo test --release --locked -p polyvision-edge --test store_crash -- --nocapture \
+  && target/release/polyvision-edge bench-store --db '$STORE_DB'; status=\$?; rm -f '$STORE_DB'*; exit \$status"
 # Our tracker against roboflow's trackers on the same detections, and our evaluator against
 # TrackEval.
 run_group trackers bash -c '
@@ -94,7 +99,7 @@ run_group render bash -c "target/release/rig-sim render --seconds 20 --out '$SIM
 rm -rf "$SIM_OUT"
 
 # Cargo's "test result:" lines, node's "# pass N" / "# fail N", and the OpenCV comparison as one.
-read -r passed failed < <(cat "$LOG_DIR"/{tests,geometry,calibration,tracking,web,opencv,trackers}.log 2>/dev/null | awk '
+read -r passed failed < <(cat "$LOG_DIR"/{tests,geometry,calibration,tracking,store,web,opencv,trackers}.log 2>/dev/null | awk '
   /^test result:/ { for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
   /^# pass [0-9]+$/ { p += $3 }
   /^# fail [0-9]+$/ { f += $3 }

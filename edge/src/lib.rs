@@ -11,6 +11,7 @@
 //! - [`capture`]: still frames from the camera sources (PNG or any video GStreamer decodes);
 //! - [`calibration`]: the calibration the pipeline runs with, reloaded when the file changes;
 //! - [`detect`]: model cards, YOLO head decoding, tiling of the panorama and merging across tiles;
+//! - [`store`]: the SQLite buffer of tracked positions (matches, compact rows, sync cursor);
 //! - [`track`]: tracking in pitch metres and player metrics (`polyvision-edge track`);
 //! - [`web`]: the technician's calibration page (`polyvision-edge calibrate`).
 //!
@@ -21,5 +22,6 @@ pub mod calibration;
 pub mod capture;
 pub mod config;
 pub mod detect;
+pub mod store;
 pub mod track;
 pub mod web;

@@ -85,6 +85,28 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         tile_overlap: u32,
     },
+    /// Time storing rows in the SQLite buffer; prints seconds and bytes per row.
+    BenchStore {
+        /// A new database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Rows (one 90-minute match is about 4.5 million).
+        #[arg(long, default_value_t = 4_500_000)]
+        rows: u64,
+    },
+    /// Append rows in small transactions, printing each commit (for crash tests).
+    #[command(hide = true)]
+    StoreStress {
+        /// Database file.
+        #[arg(long)]
+        db: PathBuf,
+        /// Transactions to write.
+        #[arg(long, default_value_t = u64::MAX)]
+        batches: u64,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = 25)]
+        batch: u64,
+    },
     /// Time the tracker on synthetic players (one core); prints frames per second.
     BenchTrack {
         /// People per frame.
@@ -146,6 +168,8 @@ fn run(cli: Cli) -> Result<()> {
             smoothing_sigma_accel,
         }),
         Command::BenchTrack { objects, frames } => track::bench(objects, frames),
+        Command::BenchStore { db, rows } => cli::store::bench(&db, rows),
+        Command::StoreStress { db, batches, batch } => cli::store::stress(&db, batches, batch),
         Command::Detect {
             model,
             image,

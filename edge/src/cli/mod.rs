@@ -1,4 +1,5 @@
 //! Subcommands of `polyvision-edge` that are more than a few lines.
 
 pub(crate) mod detect;
+pub(crate) mod store;
 pub(crate) mod track;
