@@ -5,15 +5,12 @@ use std::path::Path;
 /// Reads an RGB or RGBA PNG as RGBA; returns the pixels and `[width, height]`. Errors do not
 /// repeat the path: callers put it in front.
 pub fn read_png(path: &Path) -> Result<(Vec<u8>, [u32; 2]), String> {
-    let at = |e: &dyn std::fmt::Display| e.to_string();
-    let file = std::fs::File::open(path).map_err(|e| at(&e))?;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
     decoder.set_transformations(png::Transformations::EXPAND);
-    let mut reader = decoder
-        .read_info()
-        .map_err(|e| at(&format!("not a PNG: {e}")))?;
+    let mut reader = decoder.read_info().map_err(|e| format!("not a PNG: {e}"))?;
     let mut buf = vec![0; reader.output_buffer_size().unwrap_or(0)];
-    let info = reader.next_frame(&mut buf).map_err(|e| at(&e))?;
+    let info = reader.next_frame(&mut buf).map_err(|e| e.to_string())?;
     let pixels = info.width as usize * info.height as usize;
     let rgba = match info.color_type {
         png::ColorType::Rgba => buf[..pixels * 4].to_vec(),
@@ -22,9 +19,7 @@ pub fn read_png(path: &Path) -> Result<(Vec<u8>, [u32; 2]), String> {
             .flat_map(|p| [p[0], p[1], p[2], 255])
             .collect(),
         other => {
-            return Err(at(&format!(
-                "{other:?} PNGs are not supported; use RGB or RGBA"
-            )));
+            return Err(format!("{other:?} PNGs are not supported; use RGB or RGBA"));
         }
     };
     Ok((rgba, [info.width, info.height]))

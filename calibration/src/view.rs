@@ -144,12 +144,6 @@ impl ViewGeometry {
         [c[0] + d[0] * reach, c[1] + d[1] * reach]
     }
 
-    /// The vanishing point of "down" (undistorted pixels, homogeneous) and the camera's foot on
-    /// the pitch, when the view's pose is known.
-    pub fn vertical(&self) -> (Option<[f64; 3]>, Option<[f64; 2]>) {
-        (self.down, self.nadir)
-    }
-
     /// Where a person in box `[left, top, width, height]` stands on the pitch.
     pub fn position_of_box(&self, bbox: [f64; 4]) -> Option<[f64; 2]> {
         let p = self.to_pitch(self.foot_pixel(bbox))?;

@@ -28,63 +28,9 @@ enum Command {
         config: PathBuf,
     },
     /// Track MOTChallenge detections offline; write MOTChallenge tracks and per-track metrics.
-    Track {
-        /// Detections: `frame,id,left,top,width,height,conf[,class]` in pixels of the view.
-        #[arg(long)]
-        detections: PathBuf,
-        /// Calibration file (`polyvision-calibrate` writes it).
-        #[arg(long)]
-        calibration: PathBuf,
-        /// Frames per second of the footage.
-        #[arg(long)]
-        fps: f64,
-        /// Tracks to write (MOTChallenge; x, y are pitch metres).
-        #[arg(long)]
-        out: PathBuf,
-        /// Per-track metrics to write (CSV).
-        #[arg(long)]
-        metrics: Option<PathBuf>,
-        /// The ball's track to write (MOTChallenge); `--out` holds people only.
-        #[arg(long)]
-        ball_out: Option<PathBuf>,
-        /// The view the detections are in: `panorama` or a camera name (default: the
-        /// panorama, or the file's only camera).
-        #[arg(long)]
-        view: Option<String>,
-        /// Detection noise, pixels (1σ), for the position uncertainty.
-        #[arg(long, default_value_t = 2.0)]
-        pixel_sigma: f64,
-        /// Acceleration noise of the people's motion model, m/s².
-        #[arg(long, default_value_t = polyvision_edge::track::tracker::TrackerConfig::default().sigma_accel)]
-        sigma_accel: f64,
-        /// Acceleration noise of the smoother the metrics are computed from, m/s².
-        #[arg(long, default_value_t = polyvision_edge::track::metrics::MetricsConfig::default().smoothing_sigma_accel)]
-        smoothing_sigma_accel: f64,
-    },
+    Track(track::TrackArgs),
     /// Detect people and the ball in one panorama image (MOTChallenge rows with class).
-    Detect {
-        /// The detector (ONNX), with its card next to it (`X.card.json`).
-        #[arg(long)]
-        model: PathBuf,
-        /// The panorama (PNG).
-        #[arg(long)]
-        image: PathBuf,
-        /// Detections to write: `1,-1,left,top,width,height,score,class`.
-        #[arg(long)]
-        out: PathBuf,
-        /// Lowest score kept.
-        #[arg(long, default_value_t = 0.25)]
-        threshold: f32,
-        /// Threads for inference and preprocessing.
-        #[arg(long, default_value_t = 2)]
-        threads: usize,
-        /// Tiles per inference run.
-        #[arg(long, default_value_t = 4)]
-        batch: usize,
-        /// Overlap of neighbouring tiles, pixels (at least the largest object).
-        #[arg(long, default_value_t = 200)]
-        tile_overlap: u32,
-    },
+    Detect(cli::detect::DetectArgs),
     /// Time storing rows in the SQLite buffer; prints seconds and bytes per row.
     BenchStore {
         /// A new database file.
@@ -144,49 +90,11 @@ fn run(cli: Cli) -> Result<()> {
             print!("{DEFAULT_CONFIG}");
             Ok(())
         }
-        Command::Track {
-            detections,
-            calibration,
-            fps,
-            out,
-            metrics,
-            ball_out,
-            view,
-            pixel_sigma,
-            sigma_accel,
-            smoothing_sigma_accel,
-        } => track::run(&track::TrackArgs {
-            detections,
-            calibration,
-            fps,
-            out,
-            metrics,
-            ball_out,
-            view,
-            pixel_sigma,
-            sigma_accel,
-            smoothing_sigma_accel,
-        }),
+        Command::Track(args) => track::run(&args),
         Command::BenchTrack { objects, frames } => track::bench(objects, frames),
         Command::BenchStore { db, rows } => cli::store::bench(&db, rows),
         Command::StoreStress { db, batches, batch } => cli::store::stress(&db, batches, batch),
-        Command::Detect {
-            model,
-            image,
-            out,
-            threshold,
-            threads,
-            batch,
-            tile_overlap,
-        } => cli::detect::run(&cli::detect::DetectArgs {
-            model,
-            image,
-            out,
-            threshold,
-            threads,
-            batch,
-            tile_overlap,
-        }),
+        Command::Detect(args) => cli::detect::run(&args),
         Command::Calibrate { config } => {
             let config = EdgeConfig::load(&config)?;
             let pin = config.technician_pin()?;

@@ -12,13 +12,28 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// Arguments of `detect`.
+#[derive(clap::Args)]
 pub(crate) struct DetectArgs {
+    /// The detector (ONNX), with its card next to it (`X.card.json`).
+    #[arg(long)]
     pub(crate) model: PathBuf,
+    /// The panorama (PNG).
+    #[arg(long)]
     pub(crate) image: PathBuf,
+    /// Detections to write: `1,-1,left,top,width,height,score,class`.
+    #[arg(long)]
     pub(crate) out: PathBuf,
+    /// Lowest score kept.
+    #[arg(long, default_value_t = 0.25)]
     pub(crate) threshold: f32,
+    /// Threads for inference and preprocessing.
+    #[arg(long, default_value_t = 2)]
     pub(crate) threads: usize,
+    /// Tiles per inference run.
+    #[arg(long, default_value_t = 4)]
     pub(crate) batch: usize,
+    /// Overlap of neighbouring tiles, pixels (at least the largest object).
+    #[arg(long, default_value_t = 200)]
     pub(crate) tile_overlap: u32,
 }
 

@@ -2,7 +2,9 @@
 
 use anyhow::{Context, Result, bail};
 use polyvision_calibration::{CalibrationFile, ViewGeometry};
-use polyvision_edge::track::metrics::{CSV_HEADER, MetricsConfig, match_metrics, smooth_positions};
+use polyvision_edge::track::metrics::{
+    CSV_HEADER, MetricsConfig, match_metrics, smooth_positions, smooth_tracks,
+};
 use polyvision_edge::track::mot::{read_detections, track_row};
 use polyvision_edge::track::stitch::{StitchConfig, stitch};
 use polyvision_edge::track::teams::assign_teams;
@@ -12,16 +14,38 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 /// Arguments of `track`.
+#[derive(clap::Args)]
 pub(crate) struct TrackArgs {
+    /// Detections: `frame,id,left,top,width,height,conf[,class]` in pixels of the view.
+    #[arg(long)]
     pub(crate) detections: PathBuf,
+    /// Calibration file (`polyvision-calibrate` writes it).
+    #[arg(long)]
     pub(crate) calibration: PathBuf,
+    /// Frames per second of the footage.
+    #[arg(long)]
     pub(crate) fps: f64,
+    /// Tracks to write (MOTChallenge; x, y are pitch metres).
+    #[arg(long)]
     pub(crate) out: PathBuf,
+    /// Per-track metrics to write (CSV).
+    #[arg(long)]
     pub(crate) metrics: Option<PathBuf>,
+    /// The ball's track to write (MOTChallenge); `--out` holds people only.
+    #[arg(long)]
     pub(crate) ball_out: Option<PathBuf>,
+    /// The view the detections are in: `panorama` or a camera name (default: the
+    /// panorama, or the file's only camera).
+    #[arg(long)]
     pub(crate) view: Option<String>,
+    /// Detection noise, pixels (1σ), for the position uncertainty.
+    #[arg(long, default_value_t = 2.0)]
     pub(crate) pixel_sigma: f64,
+    /// Acceleration noise of the people's motion model, m/s².
+    #[arg(long, default_value_t = polyvision_edge::track::tracker::TrackerConfig::default().sigma_accel)]
     pub(crate) sigma_accel: f64,
+    /// Acceleration noise of the smoother the metrics are computed from, m/s².
+    #[arg(long, default_value_t = polyvision_edge::track::metrics::MetricsConfig::default().smoothing_sigma_accel)]
     pub(crate) smoothing_sigma_accel: f64,
 }
 
@@ -95,7 +119,8 @@ pub(crate) fn run(args: &TrackArgs) -> Result<()> {
     }
     let took = started.elapsed().as_secs_f64();
     let mut points = stitch(points, args.fps, &StitchConfig::default());
-    smooth_positions(&mut points, args.fps, args.smoothing_sigma_accel);
+    let smoothed = smooth_tracks(&points, args.fps, args.smoothing_sigma_accel);
+    smooth_positions(&mut points, &smoothed);
     let write = |path: &PathBuf, ball: bool| -> Result<()> {
         let mut out = std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -116,7 +141,7 @@ pub(crate) fn run(args: &TrackArgs) -> Result<()> {
             smoothing_sigma_accel: args.smoothing_sigma_accel,
             ..MetricsConfig::default()
         };
-        let rows = match_metrics(&points, args.fps, &cfg);
+        let rows = match_metrics(&smoothed, args.fps, &cfg);
         let mut f = std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
         );

@@ -245,48 +245,45 @@ pub fn metrics_of(
     }
 }
 
-/// Metrics of every track of people (the ball has none), by id.
-pub fn match_metrics(points: &[TrackPoint], fps: f64, cfg: &MetricsConfig) -> Vec<TrackMetrics> {
+/// The smoothed trajectory and class of every track of people (the ball has none), by id.
+pub fn smooth_tracks(
+    points: &[TrackPoint],
+    fps: f64,
+    sigma_accel: f64,
+) -> BTreeMap<u32, (Class, Trajectory)> {
     let mut by_id: BTreeMap<u32, Vec<TrackPoint>> = BTreeMap::new();
-    for p in points {
+    for p in points.iter().filter(|p| p.class != Class::Ball) {
         by_id.entry(p.id).or_default().push(*p);
     }
     by_id
         .into_iter()
-        .filter_map(|(id, pts)| {
-            let class = pts.last()?.class;
-            if class == Class::Ball {
-                return None;
-            }
-            let t = smooth(&pts, fps, cfg.smoothing_sigma_accel)?;
-            Some(metrics_of(id, class, &t, fps, cfg))
-        })
+        .filter_map(|(id, pts)| Some((id, (pts.last()?.class, smooth(&pts, fps, sigma_accel)?))))
         .collect()
 }
 
-/// Replaces every point's position by its track's smoothed position (people; points outside a
-/// track's measured span keep theirs). For offline output: the smoothed path uses the
-/// measurements after a frame too.
-pub fn smooth_positions(points: &mut [TrackPoint], fps: f64, sigma_accel: f64) {
-    let mut by_id: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
-    for (i, p) in points.iter().enumerate() {
-        if p.class != Class::Ball {
-            by_id.entry(p.id).or_default().push(i);
-        }
-    }
-    for indices in by_id.values() {
-        let pts: Vec<TrackPoint> = indices.iter().map(|&i| points[i]).collect();
-        let Some(t) = smooth(&pts, fps, sigma_accel) else {
+/// Metrics of every smoothed track.
+pub fn match_metrics(
+    tracks: &BTreeMap<u32, (Class, Trajectory)>,
+    fps: f64,
+    cfg: &MetricsConfig,
+) -> Vec<TrackMetrics> {
+    tracks
+        .iter()
+        .map(|(&id, (class, t))| metrics_of(id, *class, t, fps, cfg))
+        .collect()
+}
+
+/// Replaces every point's position by its track's smoothed position (points outside a track's
+/// measured span keep theirs). For offline output: the smoothed path uses the measurements
+/// after a frame too.
+pub fn smooth_positions(points: &mut [TrackPoint], tracks: &BTreeMap<u32, (Class, Trajectory)>) {
+    for p in points.iter_mut() {
+        let Some((_, t)) = tracks.get(&p.id) else {
             continue;
         };
-        for &i in indices {
-            let k = points[i]
-                .frame
-                .checked_sub(t.first_frame)
-                .map(|k| k as usize);
-            if let Some(pos) = k.and_then(|k| t.positions.get(k)) {
-                points[i].pitch = *pos;
-            }
+        let k = p.frame.checked_sub(t.first_frame).map(|k| k as usize);
+        if let Some(pos) = k.and_then(|k| t.positions.get(k)) {
+            p.pitch = *pos;
         }
     }
 }
@@ -358,7 +355,12 @@ mod tests {
                 (b[0] - a[0]).hypot(b[1] - a[1])
             })
             .sum();
-        let m = &match_metrics(&points, fps, &MetricsConfig::default())[0];
+        let cfg = MetricsConfig::default();
+        let m = &match_metrics(
+            &smooth_tracks(&points, fps, cfg.smoothing_sigma_accel),
+            fps,
+            &cfg,
+        )[0];
         assert!(raw > 70.0, "raw {raw}");
         assert!((m.distance_m - 60.0).abs() < 1.2, "{m:?}");
         assert!((m.top_speed_mps - 3.0).abs() < 0.3, "{m:?}");

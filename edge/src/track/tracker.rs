@@ -22,6 +22,7 @@
 //! the homography, so a far-touchline player is trusted less along the line of sight.
 
 use super::kalman::Kalman;
+use crate::detect::tiling::iou;
 use crate::track::assign::{FORBIDDEN, assign};
 
 /// What a detection is.
@@ -550,18 +551,6 @@ fn colour_distance(a: [f32; 3], b: [f32; 3]) -> f64 {
         .map(|k| ((a[k] - b[k]) as f64).powi(2))
         .sum::<f64>()
         .sqrt()
-}
-
-/// Intersection over union of two `[l, t, w, h]` boxes.
-fn iou(a: [f64; 4], b: [f64; 4]) -> f64 {
-    let (x0, y0) = (a[0].max(b[0]), a[1].max(b[1]));
-    let (x1, y1) = (
-        (a[0] + a[2]).min(b[0] + b[2]),
-        (a[1] + a[3]).min(b[1] + b[3]),
-    );
-    let inter = (x1 - x0).max(0.0) * (y1 - y0).max(0.0);
-    let union = a[2] * a[3] + b[2] * b[3] - inter;
-    if union <= 0.0 { 0.0 } else { inter / union }
 }
 
 /// Bottom centre of a box.
