@@ -53,7 +53,9 @@ run_group kernels bash -c '
 FIGURE_TESTS=(true_homography_lands_where_the_renderer_draws
   fitted_homographies_are_accurate_over_the_whole_pitch pitch_lines_stay_continuous_across_the_seam
   foot_points_of_true_boxes_land_on_the_true_positions tracks_of_degraded_truth_keep_identities_and_metrics
-  killing_the_writer_never_loses_or_duplicates_a_committed_row)
+  killing_the_writer_never_loses_or_duplicates_a_committed_row
+  shipped_detector_meets_its_targets_on_held_out_clips
+  rendered_footage_goes_through_the_whole_pipeline_into_the_buffer)
 run_group tests cargo test --workspace --release --locked -- "${FIGURE_TESTS[@]/#/--skip=}"
 run_group docs env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release --locked
 # The geometry figures (renderer vs true homography), printed.
@@ -72,6 +74,21 @@ run_group opencv bash -c '
   .venv/bin/python scripts/compare-opencv.py --bin target/release
   .venv/bin/python scripts/compare-opencv-kernels.py --bin target/release --table "$POLYVISION_KERNEL_FIXTURES/stitch.table" \
     --left "$POLYVISION_KERNEL_FIXTURES/left.png" --right "$POLYVISION_KERNEL_FIXTURES/right.png"'
+# The shipped detector on held-out rendered clips (AP per class, ball recall and precision,
+# test fails below the targets); our evaluator against pycocotools on the same predictions;
+# tract against ONNX Runtime on the same tiles.
+DET_WORK=target/detect-eval
+run_group detection bash -c "
+  set -e
+  cargo test --release --locked -p polyvision-edge --test detection_model -- --nocapture
+  rm -rf '$DET_WORK' && mkdir -p '$DET_WORK'
+  target/release/rig-sim dataset --out '$DET_WORK/clips' --first-seed 9100 --clips 2 --frames-per-clip 4 --seconds 30 --quiet
+  target/release/polyvision-edge detect-eval --dataset '$DET_WORK/clips' --coco '$DET_WORK/coco'
+  .venv/bin/python scripts/compare-coco.py '$DET_WORK/coco'
+  .venv/bin/python scripts/compare-onnxruntime.py --bin target/release --image \$(ls '$DET_WORK'/clips/clip-9100/frame-*.png | head -1)"
+# The whole pipeline on rendered video (GStreamer → stitch → detect → track → SQLite), scored
+# against the truth; and the demo's per-stage throughput.
+run_group pipeline cargo test --release --locked -p polyvision-edge --test pipeline -- --nocapture
 # The SQLite buffer: 50 SIGKILLs while writing, and one match worth of rows (4.5 million).
 STORE_DB=$(mktemp -u --suffix .db)
 run_group store bash -c "cargo test --release --locked -p polyvision-edge --test store_crash -- --nocapture \
@@ -99,12 +116,12 @@ run_group render bash -c "target/release/rig-sim render --seconds 20 --out '$SIM
 rm -rf "$SIM_OUT"
 
 # Cargo's "test result:" lines, node's "# pass N" / "# fail N", and the OpenCV comparison as one.
-read -r passed failed < <(cat "$LOG_DIR"/{tests,geometry,calibration,tracking,store,web,opencv,trackers}.log 2>/dev/null | awk '
+read -r passed failed < <(cat "$LOG_DIR"/{tests,geometry,calibration,tracking,detection,pipeline,store,web,opencv,trackers}.log 2>/dev/null | awk '
   /^test result:/ { for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
   /^# pass [0-9]+$/ { p += $3 }
   /^# fail [0-9]+$/ { f += $3 }
-  /^compare-(opencv|opencv-kernels|trackers): ok$/ { p += 1 }
-  /^compare-(opencv|opencv-kernels|trackers): failed$/ { f += 1 }
+  /^compare-(opencv|opencv-kernels|trackers|coco|onnxruntime): ok$/ { p += 1 }
+  /^compare-(opencv|opencv-kernels|trackers|coco|onnxruntime): failed$/ { f += 1 }
   END { print p + 0, f + 0 }')
 echo
 echo "=== summary"

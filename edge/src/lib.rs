@@ -8,20 +8,25 @@
 //! What exists so far:
 //!
 //! - [`config`]: the daemon's TOML configuration over embedded defaults;
-//! - [`capture`]: still frames from the camera sources (PNG or any video GStreamer decodes);
+//! - [`capture`]: the camera sources through GStreamer (files, RTSP, V4L2, CSI, test pattern)
+//!   and still frames for the calibration page;
 //! - [`calibration`]: the calibration the pipeline runs with, reloaded when the file changes;
-//! - [`detect`]: model cards, YOLO head decoding, tiling of the panorama and merging across tiles;
+//! - [`detect`]: model cards, YOLO head decoding, tiling of the panorama and merging across
+//!   tiles, and the detector's evaluation;
+//! - [`pipeline`]: capture → pair → stitch → detect → track → store on their own threads;
 //! - [`store`]: the SQLite buffer of tracked positions (matches, compact rows, sync cursor);
 //! - [`track`]: tracking in pitch metres and player metrics (`polyvision-edge track`);
 //! - [`web`]: the technician's calibration page (`polyvision-edge calibrate`).
 //!
-//! The live pipeline (capture → stitch → detect → track → store → sync) comes with the daemon.
+//! `polyvision-edge demo` runs the pipeline on a rendered match. Still to come: the long-running
+//! daemon around it (match control, MQTT, watchdog) and the uploader.
 #![forbid(unsafe_code)]
 
 pub mod calibration;
 pub mod capture;
 pub mod config;
 pub mod detect;
+pub mod pipeline;
 pub mod store;
 pub mod track;
 pub mod web;

@@ -21,6 +21,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole pipeline on a rendered sample match (rendered first if missing) with the CPU
+    /// backends; prints frames, detections, tracks, distances and where to look next.
+    Demo(cli::demo::DemoArgs),
     /// Serve the technician's calibration page (and follow the calibration file).
     Calibrate {
         /// Configuration file (TOML); fields left out take the defaults (`print-config`).
@@ -31,6 +34,11 @@ enum Command {
     Track(track::TrackArgs),
     /// Detect people and the ball in one panorama image (MOTChallenge rows with class).
     Detect(cli::detect::DetectArgs),
+    /// Score the detector on panoramas with true boxes (`rig-sim dataset`): AP@0.5,
+    /// AP@0.5:0.95, recall and precision per class.
+    DetectEval(cli::detect::DetectEvalArgs),
+    /// Time the detector on one panorama: milliseconds per tile and per panorama.
+    BenchDetect(cli::detect::BenchDetectArgs),
     /// Time storing rows in the SQLite buffer; prints seconds and bytes per row.
     BenchStore {
         /// A new database file.
@@ -94,7 +102,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::BenchTrack { objects, frames } => track::bench(objects, frames),
         Command::BenchStore { db, rows } => cli::store::bench(&db, rows),
         Command::StoreStress { db, batches, batch } => cli::store::stress(&db, batches, batch),
+        Command::Demo(args) => cli::demo::run_demo(&args),
         Command::Detect(args) => cli::detect::run(&args),
+        Command::DetectEval(args) => cli::detect::run_eval(&args),
+        Command::BenchDetect(args) => cli::detect::run_bench(&args),
         Command::Calibrate { config } => {
             let config = EdgeConfig::load(&config)?;
             let pin = config.technician_pin()?;

@@ -83,7 +83,7 @@ pub fn grab_frame(path: &Path, index: u64) -> Result<RgbaFrame, GrabError> {
     outcome
 }
 
-fn frame_of(sample: &gst::Sample) -> Result<RgbaFrame, String> {
+pub(crate) fn frame_of(sample: &gst::Sample) -> Result<RgbaFrame, String> {
     let caps = sample.caps().ok_or("sample without caps")?;
     let s = caps.structure(0).ok_or("caps without structure")?;
     let width = s.get::<i32>("width").map_err(|e| e.to_string())? as u32;

@@ -2,12 +2,9 @@
 
 use anyhow::{Context, Result, bail};
 use polyvision_calibration::{CalibrationFile, ViewGeometry};
-use polyvision_edge::track::metrics::{
-    CSV_HEADER, MetricsConfig, match_metrics, smooth_positions, smooth_tracks,
-};
+use polyvision_edge::track::finish::{finish, place};
+use polyvision_edge::track::metrics::{CSV_HEADER, MetricsConfig};
 use polyvision_edge::track::mot::{read_detections, track_row};
-use polyvision_edge::track::stitch::{StitchConfig, stitch};
-use polyvision_edge::track::teams::assign_teams;
 use polyvision_edge::track::tracker::{Class, Detection, Tracker, TrackerConfig};
 use std::io::Write;
 use std::path::PathBuf;
@@ -49,9 +46,6 @@ pub(crate) struct TrackArgs {
     pub(crate) smoothing_sigma_accel: f64,
 }
 
-/// Smallest position uncertainty, m (1σ): the foot point itself is not sharper than this.
-const MIN_SIGMA_M: f64 = 0.05;
-
 pub(crate) fn run(args: &TrackArgs) -> Result<()> {
     if !(args.fps.is_finite() && args.fps > 0.0 && args.fps <= 1000.0) {
         bail!(
@@ -90,26 +84,7 @@ pub(crate) fn run(args: &TrackArgs) -> Result<()> {
         let raw = frames.get(&frame).unwrap_or(&empty);
         let dets: Vec<Detection> = raw
             .iter()
-            .filter_map(|d| {
-                let [l, t, w, h] = d.bbox;
-                let (pitch, foot) = if d.class == Class::Ball {
-                    let foot = [l + w / 2.0, t + h];
-                    (view.to_pitch(foot)?, foot)
-                } else {
-                    (view.position_of_box(d.bbox)?, view.foot_pixel(d.bbox))
-                };
-                let mut cov = view.pitch_covariance(foot, args.pixel_sigma)?;
-                cov[0][0] += MIN_SIGMA_M * MIN_SIGMA_M;
-                cov[1][1] += MIN_SIGMA_M * MIN_SIGMA_M;
-                Some(Detection {
-                    bbox: d.bbox,
-                    conf: d.conf,
-                    class: d.class,
-                    pitch,
-                    cov,
-                    colour: d.colour,
-                })
-            })
+            .filter_map(|d| place(&view, d.bbox, d.conf, d.class, d.colour, args.pixel_sigma))
             .collect();
         used += dets.len();
         dropped += raw.len() - dets.len();
@@ -118,9 +93,12 @@ pub(crate) fn run(args: &TrackArgs) -> Result<()> {
         tracking += step.elapsed().as_secs_f64();
     }
     let took = started.elapsed().as_secs_f64();
-    let mut points = stitch(points, args.fps, &StitchConfig::default());
-    let smoothed = smooth_tracks(&points, args.fps, args.smoothing_sigma_accel);
-    smooth_positions(&mut points, &smoothed);
+    let cfg = MetricsConfig {
+        smoothing_sigma_accel: args.smoothing_sigma_accel,
+        ..MetricsConfig::default()
+    };
+    let finished = finish(points, args.fps, &cfg);
+    let points = &finished.points;
     let write = |path: &PathBuf, ball: bool| -> Result<()> {
         let mut out = std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
@@ -137,18 +115,12 @@ pub(crate) fn run(args: &TrackArgs) -> Result<()> {
     }
     let ids: std::collections::BTreeSet<u32> = points.iter().map(|p| p.id).collect();
     if let Some(path) = &args.metrics {
-        let cfg = MetricsConfig {
-            smoothing_sigma_accel: args.smoothing_sigma_accel,
-            ..MetricsConfig::default()
-        };
-        let rows = match_metrics(&smoothed, args.fps, &cfg);
         let mut f = std::io::BufWriter::new(
             std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
         );
         writeln!(f, "{CSV_HEADER}")?;
-        let teams = assign_teams(&points);
-        for r in rows {
-            let team = teams.get(&r.id).map_or("unknown", |t| t.name());
+        for r in &finished.metrics {
+            let team = finished.teams.get(&r.id).map_or("unknown", |t| t.name());
             writeln!(f, "{}", r.csv(team))?;
         }
         f.flush()?;

@@ -8,7 +8,9 @@
 //!
 //! `classes` are in the order of the model's class scores; names this project knows (`player`,
 //! `goalkeeper`, `referee`, `ball`, and COCO's `person` and `sports ball`, so a stock YOLO model
-//! works too) map onto the tracker's classes, others are ignored.
+//! works too) map onto the tracker's classes, others are ignored. `min_scores` (optional) raises
+//! the score a class needs above the daemon's threshold, where the model's scores of that class
+//! are calibrated differently (`{"ball": 0.5}`): the operating point belongs to the model.
 
 use crate::track::tracker::Class;
 use serde::Deserialize;
@@ -24,6 +26,9 @@ pub struct ModelCard {
     pub input_size: u32,
     /// Class names in output order.
     pub classes: Vec<String>,
+    /// Lowest score per class name, where a class needs more than the daemon's threshold.
+    #[serde(default)]
+    pub min_scores: std::collections::BTreeMap<String, f32>,
     /// Free text: training data, metrics, speed.
     #[serde(default)]
     pub notes: Option<String>,
@@ -53,6 +58,19 @@ impl ModelCard {
         if self.classes.is_empty() {
             return Err("field `classes`: at least one class is needed".into());
         }
+        for (name, score) in &self.min_scores {
+            if !self.classes.contains(name) {
+                return Err(format!(
+                    "field `min_scores`: {name:?} is not one of the classes {:?}",
+                    self.classes
+                ));
+            }
+            if !(0.0..=1.0).contains(score) {
+                return Err(format!(
+                    "field `min_scores`: {name:?} must be within 0–1, got {score}"
+                ));
+            }
+        }
         if self.tracker_classes().iter().all(Option::is_none) {
             return Err(format!(
                 "field `classes`: none of {:?} is a class the tracker knows (player, goalkeeper, referee, ball, person, sports ball)",
@@ -60,6 +78,18 @@ impl ModelCard {
             ));
         }
         Ok(())
+    }
+
+    /// The lowest score of each model class, given the daemon's `threshold`.
+    pub fn class_thresholds(&self, threshold: f32) -> Vec<f32> {
+        self.classes
+            .iter()
+            .map(|c| {
+                self.min_scores
+                    .get(c)
+                    .map_or(threshold, |m| m.max(threshold))
+            })
+            .collect()
     }
 
     /// The tracker's class for each model class (`None`: ignored).

@@ -18,6 +18,9 @@ pub struct DetectorConfig {
     pub tile_overlap: u32,
     /// A box this close to an inner tile edge is a cut-off piece, pixels.
     pub edge_px: f64,
+    /// Apply the card's per-class `min_scores` on top of `score_threshold` (off only to score
+    /// a model over all its candidates).
+    pub card_min_scores: bool,
 }
 
 impl Default for DetectorConfig {
@@ -27,6 +30,7 @@ impl Default for DetectorConfig {
             nms_iou: 0.5,
             tile_overlap: 200,
             edge_px: 2.0,
+            card_min_scores: true,
         }
     }
 }
@@ -51,6 +55,7 @@ pub struct Detector {
     config: DetectorConfig,
     layout: Option<TileLayout>,
     input: Vec<f32>,
+    min_score: Vec<f32>,
 }
 
 impl Detector {
@@ -61,9 +66,15 @@ impl Detector {
         card: ModelCard,
         config: DetectorConfig,
     ) -> Self {
+        let min_score = if config.card_min_scores {
+            card.class_thresholds(config.score_threshold)
+        } else {
+            vec![config.score_threshold; card.classes.len()]
+        };
         Detector {
             backend,
             preprocessor,
+            min_score,
             classes: card.tracker_classes(),
             card,
             config,
@@ -120,6 +131,9 @@ impl Detector {
                     self.card.classes.len(),
                     self.config.score_threshold,
                 )? {
+                    if b.score < self.min_score.get(b.class).copied().unwrap_or(1.0) {
+                        continue;
+                    }
                     let tile = chunk_index * batch + k;
                     if let Some(bbox) = to_panorama(&layout, tile, b.bbox, self.config.edge_px) {
                         boxes.push(PanoramaBox {

@@ -7,7 +7,8 @@
 //! - [`tiling`]: the panorama cut into overlapping tiles at the model's native scale, boxes
 //!   mapped back and merged across tile borders;
 //! - [`backend`]: inference behind one trait (tract now; TensorRT to come);
-//! - [`detector`]: the stage itself, panorama in, boxes out.
+//! - [`detector`]: the stage itself, panorama in, boxes out;
+//! - [`eval`]: COCO-style average precision, precision and recall against true boxes.
 //!
 //! No trained model ships yet (`models/`).
 
@@ -15,4 +16,5 @@ pub mod backend;
 pub mod card;
 pub mod decode;
 pub mod detector;
+pub mod eval;
 pub mod tiling;

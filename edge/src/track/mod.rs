@@ -6,9 +6,12 @@
 //! - [`teams`]: the team of each track, by clustering shirt colours per match;
 //! - [`metrics`]: smoothed trajectories and the metrics coaches read (distance, speed zones,
 //!   top speed, sprints, accelerations);
+//! - [`finish`]: what the CLI and the daemon share around the tracker (detections placed on
+//!   the pitch; a finished match linked, smoothed and measured);
 //! - [`mot`]: MOTChallenge detections in, tracks out (`polyvision-edge track`).
 
 pub mod assign;
+pub mod finish;
 pub mod kalman;
 pub mod metrics;
 pub mod mot;

@@ -60,6 +60,16 @@ impl Class {
         }
     }
 
+    /// Lower-case name, as in model cards and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Class::Player => "player",
+            Class::Goalkeeper => "goalkeeper",
+            Class::Referee => "referee",
+            Class::Ball => "ball",
+        }
+    }
+
     fn index(self) -> usize {
         self.mot() as usize - 1
     }

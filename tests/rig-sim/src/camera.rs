@@ -149,13 +149,28 @@ impl Camera {
         (c[2] > 1e-6).then(|| self.lens.denormalize([c[0] / c[2], c[1] / c[2]]))
     }
 
-    /// World point → sensor pixel (with distortion); `None` behind the camera.
+    /// World point → sensor pixel (with distortion); `None` behind the camera, and for a
+    /// distorting lens `None` far outside the field of view, where the distortion polynomial
+    /// no longer describes the lens (a shape with one corner there would otherwise be filled
+    /// straight across the image).
     pub fn project(&self, p: [f64; 3]) -> Option<[f64; 2]> {
         let c = self.to_camera(p);
-        (c[2] > 1e-6).then(|| {
-            self.lens
-                .denormalize(self.lens.distort_normalized([c[0] / c[2], c[1] / c[2]]))
-        })
+        if c[2] <= 1e-6 {
+            return None;
+        }
+        let n = [c[0] / c[2], c[1] / c[2]];
+        if !self.lens.is_pinhole() {
+            let corner = |px: [f64; 2]| {
+                let q = self.lens.normalize(px);
+                q[0].hypot(q[1])
+            };
+            let reach =
+                2.0 * corner([0.0, 0.0]).max(corner([self.width as f64, self.height as f64]));
+            if n[0].hypot(n[1]) > reach {
+                return None;
+            }
+        }
+        Some(self.lens.denormalize(self.lens.distort_normalized(n)))
     }
 
     /// Sensor pixel → unit ray direction in world coordinates.

@@ -13,12 +13,14 @@
 //! - [`score`]: degraded-truth detections for trackers, and MOTA / IDF1 / position and metric
 //!   errors of the tracks that come back.
 //! - [`sim`]: the whole run, one worker per view.
+//! - [`dataset`]: stitched panoramas with true boxes, for training and scoring the detector.
 //!
 //! It must stay deterministic: the same rig, source and seed give identical frames.
 #![forbid(unsafe_code)]
 
 pub mod camera;
 pub mod clicks;
+pub mod dataset;
 pub mod encode;
 pub mod motion;
 pub mod render;

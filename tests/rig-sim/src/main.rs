@@ -28,6 +28,8 @@ enum Source {
     Procedural,
     /// Real trajectories from the Metrica Sports sample data (84 s).
     Metrica,
+    /// Metrica when its data is found (or --metrica given), procedural otherwise.
+    Auto,
 }
 
 #[derive(Subcommand)]
@@ -61,6 +63,31 @@ enum Command {
         /// Also save this frame (0-based) of both cameras as PNG; repeatable.
         #[arg(long)]
         snapshot: Vec<u64>,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Stitched panoramas and their true boxes for training and scoring a detector: clips with
+    /// their own kits, light and mast (see the `dataset` module).
+    Dataset {
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the first clip; clip k uses FIRST_SEED + k.
+        #[arg(long, default_value_t = 100)]
+        first_seed: u64,
+        /// Number of clips.
+        #[arg(long, default_value_t = 8)]
+        clips: u64,
+        /// Panoramas per clip.
+        #[arg(long, default_value_t = 20)]
+        frames_per_clip: u64,
+        /// Length of each clip, seconds.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Default kits, light and mast for every clip.
+        #[arg(long)]
+        no_variation: bool,
         /// No progress output.
         #[arg(long)]
         quiet: bool,
@@ -167,6 +194,27 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Describe { dir } => describe(&dir),
+        Command::Dataset {
+            out,
+            first_seed,
+            clips,
+            frames_per_clip,
+            seconds,
+            no_variation,
+            quiet,
+        } => {
+            let job = rig_sim::dataset::DatasetJob {
+                out: out.clone(),
+                first_seed,
+                clips,
+                frames_per_clip,
+                seconds,
+                vary: !no_variation,
+            };
+            let saved = rig_sim::dataset::write_dataset(&job, !quiet)?;
+            println!("dataset: {saved} panoramas in {}", out.display());
+            Ok(())
+        }
         Command::Degrade {
             dir,
             view,
@@ -310,8 +358,18 @@ fn run(cli: Cli) -> Result<()> {
                 Some(path) => RigConfig::load(&path)?,
                 None => RigConfig::default(),
             };
+            let source = match source {
+                Source::Auto if metrica.is_some() || find_data_dir().is_some() => Source::Metrica,
+                Source::Auto => {
+                    eprintln!(
+                        "rig-sim: the Metrica data was not found; rendering a procedural match"
+                    );
+                    Source::Procedural
+                }
+                other => other,
+            };
             let (motion, source_name): (Box<dyn Motion + Send>, String) = match source {
-                Source::Procedural => (
+                Source::Procedural | Source::Auto => (
                     Box::new(ProceduralMotion::new(rig.pitch, rig.fps, seconds, seed)),
                     "procedural".into(),
                 ),

@@ -172,15 +172,112 @@ const HAIR: [Rgb; 5] = [
     [170, 140, 90],
 ];
 
+/// Clothing of one kit: shirt, shorts, socks.
+pub type Kit = (Rgb, Rgb, Rgb);
+
+/// The five kits on the pitch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Kits {
+    /// Home outfield players.
+    pub home: Kit,
+    /// Home goalkeeper.
+    pub home_goalkeeper: Kit,
+    /// Away outfield players.
+    pub away: Kit,
+    /// Away goalkeeper.
+    pub away_goalkeeper: Kit,
+    /// Referee and assistants.
+    pub officials: Kit,
+}
+
+/// Shirt colours a random kit is drawn from: saturated or light, never near the officials'
+/// black.
+const KIT_COLOURS: [Rgb; 14] = [
+    [200, 30, 38],
+    [28, 70, 180],
+    [245, 245, 245],
+    [250, 210, 30],
+    [40, 180, 70],
+    [250, 140, 20],
+    [120, 40, 150],
+    [110, 190, 240],
+    [240, 110, 170],
+    [130, 20, 40],
+    [20, 120, 110],
+    [190, 220, 40],
+    [150, 150, 160],
+    [10, 40, 110],
+];
+/// Colours officials wear: mostly black, sometimes the bright alternatives of modern leagues.
+const OFFICIAL_COLOURS: [Rgb; 3] = [[25, 25, 25], [22, 22, 30], [35, 35, 35]];
+
+fn colour_distance(a: Rgb, b: Rgb) -> f64 {
+    (0..3)
+        .map(|k| (a[k] as f64 - b[k] as f64).powi(2))
+        .sum::<f64>()
+        .sqrt()
+}
+
+impl Kits {
+    /// The kits of the default rendering: red against blue, referees in black.
+    pub fn standard() -> Self {
+        Kits {
+            home: ([200, 30, 38], [245, 245, 245], [200, 30, 38]),
+            home_goalkeeper: ([40, 180, 70], [30, 30, 30], [40, 180, 70]),
+            away: ([28, 70, 180], [20, 30, 70], [240, 240, 240]),
+            away_goalkeeper: ([250, 140, 20], [250, 140, 20], [250, 140, 20]),
+            officials: ([25, 25, 25], [20, 20, 20], [25, 25, 25]),
+        }
+    }
+
+    /// Random kits for `seed`, as a league would allow them: the five shirts clearly apart
+    /// (two teams, two goalkeepers, the officials).
+    pub fn random(seed: u64) -> Self {
+        let mut rng = Rng::new(seed.wrapping_mul(0x9E37).wrapping_add(11));
+        let official = OFFICIAL_COLOURS[rng.index(OFFICIAL_COLOURS.len())];
+        let mut shirts: Vec<Rgb> = vec![official];
+        // Rejection sampling from a fixed palette; 14 colours always leave four apart.
+        while shirts.len() < 5 {
+            let c = KIT_COLOURS[rng.index(KIT_COLOURS.len())];
+            if shirts.iter().all(|s| colour_distance(*s, c) > 110.0) {
+                shirts.push(c);
+            }
+        }
+        let mut kit = |shirt: Rgb| -> Kit {
+            let shorts = match rng.index(3) {
+                0 => shirt,
+                1 => [240, 240, 240],
+                _ => [25, 25, 30],
+            };
+            let socks = if rng.unit() < 0.7 { shirt } else { shorts };
+            (shirt, shorts, socks)
+        };
+        Kits {
+            home: kit(shirts[1]),
+            away: kit(shirts[2]),
+            home_goalkeeper: kit(shirts[3]),
+            away_goalkeeper: kit(shirts[4]),
+            officials: (official, [20, 20, 20], official),
+        }
+    }
+}
+
 impl Cast {
     /// The standard cast: two teams of eleven in contrasting kits, a referee and two assistants.
     pub fn standard(seed: u64) -> Cast {
+        Cast::with_kits(seed, Kits::standard())
+    }
+
+    /// Two teams of eleven, a referee and two assistants, in `kits`.
+    pub fn with_kits(seed: u64, kits: Kits) -> Cast {
         let mut rng = Rng::new(seed.wrapping_mul(31).wrapping_add(7));
-        let home = ([200, 30, 38], [245, 245, 245], [200, 30, 38]);
-        let home_gk = ([40, 180, 70], [30, 30, 30], [40, 180, 70]);
-        let away = ([28, 70, 180], [20, 30, 70], [240, 240, 240]);
-        let away_gk = ([250, 140, 20], [250, 140, 20], [250, 140, 20]);
-        let officials = ([25, 25, 25], [20, 20, 20], [25, 25, 25]);
+        let Kits {
+            home,
+            home_goalkeeper: home_gk,
+            away,
+            away_goalkeeper: away_gk,
+            officials,
+        } = kits;
         let mut people = Vec::new();
         for id in 1..=25u32 {
             let (role, side, kit, number) = match id {

@@ -35,8 +35,13 @@ pub struct Renderer {
 }
 
 impl Renderer {
-    /// Prepares both cameras' backgrounds.
+    /// Prepares both cameras' backgrounds, for the standard cast.
     pub fn new(rig: RigConfig, seed: u64) -> Self {
+        Renderer::with_cast(rig, seed, Cast::standard(seed))
+    }
+
+    /// Prepares both cameras' backgrounds, for `cast`.
+    pub fn with_cast(rig: RigConfig, seed: u64, cast: Cast) -> Self {
         let cameras = Camera::rig_cameras(&rig);
         let stadium = Stadium::new(rig.pitch, seed);
         let backgrounds = [
@@ -44,7 +49,7 @@ impl Renderer {
             render_background(&cameras[1], &stadium),
         ];
         Renderer {
-            cast: Cast::standard(seed),
+            cast,
             panorama: Camera::panorama(&rig),
             cameras,
             rig,
