@@ -11,11 +11,12 @@ output on a stride-4 grid, so a 4-pixel ball still owns a cell:
     head  1×1 → 2 offsets + 2 log sizes + 4 class logits per cell
 
 Training uses random 256×256 crops at native resolution (the daemon's tiles are native-resolution
-too), 40 % of them centred on a person and 30 % on the ball (one per panorama: the rarest object), with flips and brightness and
-contrast jitter on top of the light and kits the clips already vary. Loss: CenterNet's focal loss
-on Gaussian class heatmaps, L1 on sub-cell offsets and log sizes at the centre cells. Boxes cut
-by the crop are learnt as their visible part (the daemon drops cut pieces at tile borders); people
-less than 25 % visible are neither positives nor negatives.
+too), 40 % of them centred on a person and 30 % on the ball (one per panorama: the rarest
+object), with flips and brightness and contrast jitter on top of the light and kits the clips
+already vary. Loss: CenterNet's focal loss on Gaussian class heatmaps, L1 on sub-cell offsets and
+log sizes at the centre cells. Boxes cut by the crop are learnt as their visible part (the daemon
+drops cut pieces at tile borders); people less than 25 % visible are neither positives nor
+negatives.
 
 The exported graph does the decoding itself: sigmoid scores, 3×3 peak picking (a cell keeps its
 score only where it is the local maximum), box centres and sizes in input pixels, output

@@ -4,7 +4,7 @@ model and the same preprocessed tiles, in one run, and print the ratio.
 
 bench-detect times the whole detection stage on a panorama and inference alone on one batch
 of tiles, and dumps that batch (raw float32, NCHW); ONNX Runtime (CPU execution provider, the
-same number of threads) then runs the same batch, and both outputs are compared.
+same number of threads) then runs the same batch.
 
 Usage: .venv/bin/python scripts/compare-onnxruntime.py --bin target/release \
            --model models/polyvision-det.onnx --image PANORAMA.png [--threads 2] [--batch 4]

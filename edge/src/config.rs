@@ -19,6 +19,103 @@ pub struct EdgeConfig {
     pub capture: CaptureConfig,
     /// The technician's page.
     pub web: WebConfig,
+    /// The rig's identity.
+    pub device: DeviceConfig,
+    /// The detector.
+    pub detect: DetectConfig,
+    /// The pipeline's settings.
+    pub pipeline: PipelineConfig,
+    /// The SQLite buffer.
+    pub storage: StorageConfig,
+    /// MQTT.
+    pub mqtt: MqttConfig,
+}
+
+/// `[device]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceConfig {
+    /// Serial number; empty: the hostname.
+    pub serial: String,
+}
+
+/// `[detect]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectConfig {
+    /// The ONNX model (its card beside it).
+    pub model: PathBuf,
+    /// Lowest score.
+    pub threshold: f32,
+    /// Overlap of neighbouring tiles, pixels.
+    pub tile_overlap: u32,
+    /// CPU threads.
+    pub threads: usize,
+    /// Tiles per inference run.
+    pub batch: usize,
+}
+
+/// `[pipeline]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// `auto`, `cpu` or `cuda`.
+    pub stitch: String,
+    /// Largest L/R capture-time difference in a pair, ms.
+    pub pair_tolerance_ms: f64,
+    /// Detection noise, pixels.
+    pub pixel_sigma: f64,
+    /// Camera frame rate.
+    pub fps: f64,
+}
+
+/// `[storage]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// The SQLite file.
+    pub database: PathBuf,
+    /// Free space below which nothing is recorded, MB.
+    pub min_free_mb: u64,
+    /// Days acknowledged rows are kept.
+    pub retention_days: f64,
+}
+
+/// `[mqtt]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    /// Broker host; empty: no MQTT.
+    pub host: String,
+    /// Broker port.
+    pub port: u16,
+    /// First topic level.
+    pub topic_prefix: String,
+    /// Seconds between heartbeats.
+    pub heartbeat_s: f64,
+    /// User name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// File holding the password.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// CA certificate (PEM); turns TLS on.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl EdgeConfig {
+    /// The rig's serial: configured, or the hostname.
+    pub fn serial(&self) -> String {
+        if !self.device.serial.trim().is_empty() {
+            return self.device.serial.trim().to_string();
+        }
+        std::fs::read_to_string("/etc/hostname")
+            .ok()
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "polyvision-rig".into())
+    }
 }
 
 /// `[calibration]`
@@ -57,7 +154,7 @@ impl CaptureConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
-    /// A video file or a PNG.
+    /// A video file or a PNG, or a live source (`rtsp://…`, `/dev/videoN`, `csi:…`, `test:…`).
     pub source: PathBuf,
     /// The frame the calibration page shows (0-based).
     #[serde(default)]
@@ -150,6 +247,14 @@ impl EdgeConfig {
             }
         };
         resolve(&mut config.calibration.file);
+        resolve(&mut config.detect.model);
+        resolve(&mut config.storage.database);
+        for f in [&mut config.mqtt.password_file, &mut config.mqtt.ca_file]
+            .into_iter()
+            .flatten()
+        {
+            resolve(f);
+        }
         if let Some(f) = config.web.technician_pin_file.as_mut() {
             resolve(f);
         }
@@ -157,7 +262,13 @@ impl EdgeConfig {
             .into_iter()
             .flatten()
         {
-            resolve(&mut s.source);
+            // Live sources are addresses, not files.
+            if matches!(
+                crate::capture::video::SourceSpec::parse(&s.source.to_string_lossy()),
+                Ok(crate::capture::video::SourceSpec::File { .. })
+            ) {
+                resolve(&mut s.source);
+            }
         }
         config.validate(origin)?;
         Ok(config)
@@ -179,6 +290,70 @@ impl EdgeConfig {
             return Err(bad(
                 "calibration.band_px",
                 format!("{} is more than 512", self.calibration.band_px),
+            ));
+        }
+        for (name, camera) in self.capture.cameras() {
+            crate::capture::video::SourceSpec::parse(&camera.source.to_string_lossy())
+                .map_err(|e| bad(&format!("capture.{name}.source"), e))?;
+        }
+        if !(0.0..=1.0).contains(&self.detect.threshold) {
+            return Err(bad(
+                "detect.threshold",
+                format!("{} is outside 0–1", self.detect.threshold),
+            ));
+        }
+        if !(1..=64).contains(&self.detect.threads) || !(1..=64).contains(&self.detect.batch) {
+            return Err(bad(
+                "detect.threads",
+                format!(
+                    "threads {} and batch {} must be within 1–64",
+                    self.detect.threads, self.detect.batch
+                ),
+            ));
+        }
+        if !["auto", "cpu", "cuda"].contains(&self.pipeline.stitch.as_str()) {
+            return Err(bad(
+                "pipeline.stitch",
+                format!("{:?} is not auto, cpu or cuda", self.pipeline.stitch),
+            ));
+        }
+        if !(self.pipeline.fps > 0.0 && self.pipeline.fps <= 240.0) {
+            return Err(bad(
+                "pipeline.fps",
+                format!("{} is outside 0–240", self.pipeline.fps),
+            ));
+        }
+        if !(self.pipeline.pair_tolerance_ms > 0.0 && self.pipeline.pair_tolerance_ms <= 1000.0) {
+            return Err(bad(
+                "pipeline.pair_tolerance_ms",
+                format!("{} is outside 0–1000", self.pipeline.pair_tolerance_ms),
+            ));
+        }
+        if !(self.pipeline.pixel_sigma > 0.0 && self.pipeline.pixel_sigma <= 50.0) {
+            return Err(bad(
+                "pipeline.pixel_sigma",
+                format!("{} is outside 0–50", self.pipeline.pixel_sigma),
+            ));
+        }
+        if !(self.storage.retention_days >= 0.0 && self.storage.retention_days <= 3650.0) {
+            return Err(bad(
+                "storage.retention_days",
+                format!("{} is outside 0–3650", self.storage.retention_days),
+            ));
+        }
+        if !(self.mqtt.heartbeat_s >= 1.0 && self.mqtt.heartbeat_s <= 3600.0) {
+            return Err(bad(
+                "mqtt.heartbeat_s",
+                format!("{} is outside 1–3600", self.mqtt.heartbeat_s),
+            ));
+        }
+        if self.mqtt.topic_prefix.is_empty() || self.mqtt.topic_prefix.contains(['#', '+', ' ']) {
+            return Err(bad(
+                "mqtt.topic_prefix",
+                format!(
+                    "{:?} must be non-empty without #, + or spaces",
+                    self.mqtt.topic_prefix
+                ),
             ));
         }
         if self.web.listen.parse::<std::net::SocketAddr>().is_err() {

@@ -14,17 +14,19 @@
 //! - [`detect`]: model cards, YOLO head decoding, tiling of the panorama and merging across
 //!   tiles, and the detector's evaluation;
 //! - [`pipeline`]: capture → pair → stitch → detect → track → store on their own threads;
+//! - [`daemon`]: `polyvision-edge run` — matches started and stopped from the page, MQTT or the
+//!   command line, the disk alarm, systemd readiness and watchdog, `/metrics`;
 //! - [`store`]: the SQLite buffer of tracked positions (matches, compact rows, sync cursor);
 //! - [`track`]: tracking in pitch metres and player metrics (`polyvision-edge track`);
 //! - [`web`]: the technician's calibration page (`polyvision-edge calibrate`).
 //!
-//! `polyvision-edge demo` runs the pipeline on a rendered match. Still to come: the long-running
-//! daemon around it (match control, MQTT, watchdog) and the uploader.
+//! `polyvision-edge demo` runs the pipeline on a rendered match. Still to come: the uploader.
 #![forbid(unsafe_code)]
 
 pub mod calibration;
 pub mod capture;
 pub mod config;
+pub mod daemon;
 pub mod detect;
 pub mod pipeline;
 pub mod store;

@@ -21,6 +21,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: the technician's page, match control (page, MQTT, --start-match),
+    /// the pipeline, the buffer, the disk alarm, systemd notify and watchdog, `/metrics`.
+    Run {
+        /// Configuration file (TOML); fields left out take the defaults (`print-config`).
+        #[arg(long)]
+        config: PathBuf,
+        /// Start a match as soon as the daemon is up.
+        #[arg(long)]
+        start_match: bool,
+    },
+    /// Check a configuration file: every field, the camera sources, the model and its card,
+    /// the calibration; prints what the daemon would run with.
+    CheckConfig {
+        /// Configuration file (TOML).
+        config: PathBuf,
+    },
     /// The whole pipeline on a rendered sample match (rendered first if missing) with the CPU
     /// backends; prints frames, detections, tracks, distances and where to look next.
     Demo(cli::demo::DemoArgs),
@@ -81,6 +97,8 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_target(false)
+        // Logs on stderr: stdout carries data (print-config, summaries).
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match run(Cli::parse()) {
@@ -106,6 +124,20 @@ fn run(cli: Cli) -> Result<()> {
         Command::Detect(args) => cli::detect::run(&args),
         Command::DetectEval(args) => cli::detect::run_eval(&args),
         Command::BenchDetect(args) => cli::detect::run_bench(&args),
+        Command::Run {
+            config,
+            start_match,
+        } => {
+            let config = EdgeConfig::load(&config)?;
+            let pin = config.technician_pin()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(run_daemon(config, pin, start_match))
+        }
+        Command::CheckConfig { config } => check_config(&config),
         Command::Calibrate { config } => {
             let config = EdgeConfig::load(&config)?;
             let pin = config.technician_pin()?;
@@ -117,6 +149,143 @@ fn run(cli: Cli) -> Result<()> {
             runtime.block_on(calibrate(config, pin))
         }
     }
+}
+
+/// Waits for SIGTERM (systemd's stop) or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "no SIGTERM handler; Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn run_daemon(config: EdgeConfig, pin: String, start_match: bool) -> Result<()> {
+    use polyvision_edge::daemon;
+    let active = Arc::new(ActiveCalibration::open(
+        &config.calibration.file,
+        config.calibration.band_px,
+    ));
+    let _watcher = active.watch(Duration::from_secs(1));
+    let (shared, runner) = {
+        let (config, active) = (config.clone(), active.clone());
+        tokio::task::spawn_blocking(move || daemon::start(config, active))
+            .await
+            .context("starting the match runner")??
+    };
+    daemon::disk::watch(shared.clone(), Duration::from_secs(2));
+    // The first match may build a TensorRT engine before its first frame: minutes.
+    let _watchdog = daemon::watchdog::watch(shared.clone(), Duration::from_secs(900));
+    let listen = config.web.listen.clone();
+    let state = {
+        let active = active.clone();
+        tokio::task::spawn_blocking(move || AppState::new(config, active, pin))
+            .await
+            .context("grabbing the still frames")?
+    };
+    state.attach_daemon(shared.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    let mqtt = tokio::spawn(daemon::mqtt::run(shared.clone()));
+    tracing::info!(
+        serial = %shared.serial,
+        address = %listener.local_addr().map_or(listen.clone(), |a| a.to_string()),
+        buffer = %shared.config.storage.database.display(),
+        "daemon ready"
+    );
+    daemon::watchdog::ready();
+    if start_match {
+        let s = shared.clone();
+        match tokio::task::spawn_blocking(move || s.start_match("command line")).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "--start-match: no match started"),
+            Err(e) => tracing::warn!(error = %e, "--start-match failed"),
+        }
+    }
+    let served = axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    daemon::watchdog::stopping();
+    shared.shutdown();
+    // The runner flushes the last rows and closes the match.
+    let joined = tokio::task::spawn_blocking(move || runner.join());
+    if tokio::time::timeout(Duration::from_secs(60), joined)
+        .await
+        .is_err()
+    {
+        tracing::error!(
+            "the match runner did not finish within 60 s; its last second of rows may be lost"
+        );
+    }
+    daemon::mqtt::goodbye(&shared).await;
+    mqtt.abort();
+    served.context("serving the web page")
+}
+
+/// `check-config`: everything the daemon needs at start, checked without starting it.
+fn check_config(path: &std::path::Path) -> Result<()> {
+    let config = EdgeConfig::load(path)?;
+    config.technician_pin()?;
+    let (card_path, card) =
+        polyvision_edge::detect::card::ModelCard::for_model(&config.detect.model)
+            .map_err(|e| anyhow::anyhow!("detect.model: {e}"))?;
+    if !config.detect.model.is_file() {
+        anyhow::bail!(
+            "detect.model: {} does not exist",
+            config.detect.model.display()
+        );
+    }
+    println!("{}: ok", path.display());
+    println!("  serial          {}", config.serial());
+    for (name, camera) in config.capture.cameras() {
+        let spec =
+            polyvision_edge::capture::video::SourceSpec::parse(&camera.source.to_string_lossy())
+                .map_err(anyhow::Error::msg)?;
+        println!("  camera {name:<8} {}", spec.describe());
+    }
+    println!(
+        "  model           {} ({}, card {})",
+        config.detect.model.display(),
+        card.name,
+        card_path.display()
+    );
+    let cal = &config.calibration.file;
+    match polyvision_calibration::CalibrationFile::load(cal) {
+        Ok(c) if c.panorama.is_some() => {
+            println!("  calibration     {} (with panorama)", cal.display())
+        }
+        Ok(_) => println!(
+            "  calibration     {} (no panorama yet: calibrate both cameras)",
+            cal.display()
+        ),
+        Err(e) => println!("  calibration     not usable yet: {e}"),
+    }
+    println!("  buffer          {}", config.storage.database.display());
+    println!(
+        "  mqtt            {}",
+        if config.mqtt.host.is_empty() {
+            "off".to_string()
+        } else {
+            format!(
+                "{}:{} ({}/{}/…)",
+                config.mqtt.host,
+                config.mqtt.port,
+                config.mqtt.topic_prefix,
+                config.serial()
+            )
+        }
+    );
+    println!("  web             {}", config.web.listen);
+    Ok(())
 }
 
 async fn calibrate(config: EdgeConfig, pin: String) -> Result<()> {

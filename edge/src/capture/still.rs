@@ -28,12 +28,27 @@ pub struct GrabError {
     pub problem: String,
 }
 
-/// Grabs frame `index` (0-based) of `path`.
+/// Grabs frame `index` (0-based) of `path`: a PNG, a video file, or a live source as the config
+/// writes it (`rtsp://…`, `/dev/videoN`, `csi:…`, `test:…`; frame `index` after it starts).
 pub fn grab_frame(path: &Path, index: u64) -> Result<RgbaFrame, GrabError> {
     let fail = |problem: String| GrabError {
         path: path.to_owned(),
         problem,
     };
+    let spec = super::video::SourceSpec::parse(&path.to_string_lossy()).map_err(&fail)?;
+    if spec.is_live() {
+        let mut source = super::video::VideoSource::open(&spec).map_err(|e| fail(e.problem))?;
+        loop {
+            match source.read(std::time::Duration::from_secs(10)) {
+                Ok(super::video::Read::Frame(f)) if source.frames() > index => return Ok(f.frame),
+                Ok(super::video::Read::Frame(_)) => {}
+                Ok(super::video::Read::End) => {
+                    return Err(fail(format!("ended after {} frames", source.frames())));
+                }
+                Err(e) => return Err(fail(e.problem)),
+            }
+        }
+    }
     if !path.exists() {
         return Err(fail("no such file".into()));
     }

@@ -11,12 +11,11 @@ use super::still::{RgbaFrame, frame_of};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use serde::Deserialize;
 use std::path::PathBuf;
 
-/// Where one camera's frames come from (`[capture.left] source = …` in the config).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+/// Where one camera's frames come from (`[capture.left] source = …` in the config, parsed by
+/// [`SourceSpec::parse`]).
+#[derive(Debug, Clone, PartialEq)]
 pub enum SourceSpec {
     /// A video file; the match ends at its end.
     File {
@@ -28,7 +27,6 @@ pub enum SourceSpec {
         /// `rtsp://…` address.
         url: String,
         /// Jitter buffer, ms.
-        #[serde(default = "default_latency_ms")]
         latency_ms: u32,
     },
     /// A V4L2 device.
@@ -47,7 +45,7 @@ pub enum SourceSpec {
         /// Frames per second.
         fps: u32,
     },
-    /// GStreamer's test pattern (a live source), for bench tests without cameras.
+    /// GStreamer's test pattern (a live source), for tests and benches without cameras.
     TestPattern {
         /// Width, pixels.
         width: u32,
@@ -55,14 +53,70 @@ pub enum SourceSpec {
         height: u32,
         /// Frames per second.
         fps: u32,
+        /// End after this many frames (a live source that ends is rebuilt: fault tests).
+        frames: Option<u64>,
     },
 }
 
-fn default_latency_ms() -> u32 {
-    200
+/// `WxH@F` → (W, H, F).
+fn parse_mode(text: &str) -> Option<(u32, u32, u32)> {
+    let (size, fps) = text.split_once('@')?;
+    let (w, h) = size.split_once('x')?;
+    let (w, h, fps) = (w.parse().ok()?, h.parse().ok()?, fps.parse().ok()?);
+    ((16..=16384).contains(&w) && (16..=16384).contains(&h) && (1..=240).contains(&fps))
+        .then_some((w, h, fps))
 }
 
 impl SourceSpec {
+    /// Reads a source as written in the config: `rtsp://…` (RTSP), `/dev/videoN` (V4L2),
+    /// `csi:SENSOR:WxH@FPS` (Jetson CSI), `test:WxH@FPS[:FRAMES]` (test pattern), anything else
+    /// a file. The error says what was expected.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if text.starts_with("rtsp://") || text.starts_with("rtsps://") {
+            return Ok(SourceSpec::Rtsp {
+                url: text.to_string(),
+                latency_ms: 200,
+            });
+        }
+        if text.starts_with("/dev/video") {
+            return Ok(SourceSpec::V4l2 {
+                device: PathBuf::from(text),
+            });
+        }
+        if let Some(rest) = text.strip_prefix("csi:") {
+            let bad = || format!("{text:?}: a CSI camera is csi:SENSOR:WIDTHxHEIGHT@FPS");
+            let (sensor, mode) = rest.split_once(':').ok_or_else(bad)?;
+            let (width, height, fps) = parse_mode(mode).ok_or_else(bad)?;
+            return Ok(SourceSpec::Csi {
+                sensor_id: sensor.parse().map_err(|_| bad())?,
+                width,
+                height,
+                fps,
+            });
+        }
+        if let Some(rest) = text.strip_prefix("test:") {
+            let bad = || format!("{text:?}: a test pattern is test:WIDTHxHEIGHT@FPS[:FRAMES]");
+            let (mode, frames) = match rest.split_once(':') {
+                Some((m, f)) => (m, Some(f.parse::<u64>().map_err(|_| bad())?)),
+                None => (rest, None),
+            };
+            let (width, height, fps) = parse_mode(mode).ok_or_else(bad)?;
+            return Ok(SourceSpec::TestPattern {
+                width,
+                height,
+                fps,
+                frames,
+            });
+        }
+        if text.is_empty() {
+            return Err("empty source".into());
+        }
+        Ok(SourceSpec::File {
+            path: PathBuf::from(text),
+        })
+    }
+
     /// Live sources run in real time and drop frames when the pipeline is behind.
     pub fn is_live(&self) -> bool {
         !matches!(self, SourceSpec::File { .. })
@@ -98,8 +152,14 @@ impl SourceSpec {
             } => format!(
                 "nvarguscamerasrc sensor-id={sensor_id} ! video/x-raw(memory:NVMM),width={width},height={height},framerate={fps}/1 ! nvvidconv"
             ),
-            SourceSpec::TestPattern { width, height, fps } => format!(
-                "videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1"
+            SourceSpec::TestPattern {
+                width,
+                height,
+                fps,
+                frames,
+            } => format!(
+                "videotestsrc is-live=true pattern=ball num-buffers={} ! video/x-raw,width={width},height={height},framerate={fps}/1",
+                frames.map_or(-1, |n| n.min(i64::MAX as u64) as i64)
             ),
         })
     }
@@ -125,7 +185,7 @@ impl SourceSpec {
 /// A frame with its capture time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimedFrame {
-    /// Position in the stream, ns (the buffer's PTS: capture time for live sources).
+    /// Capture time on the monotonic clock for live sources, stream position for files, ns.
     pub pts_ns: u64,
     /// The picture.
     pub frame: RgbaFrame,
@@ -215,10 +275,19 @@ impl VideoSource {
         let wait = gst::ClockTime::from_nseconds(timeout.as_nanos() as u64);
         match self.sink.try_pull_sample(wait) {
             Some(sample) => {
-                let pts_ns = sample
+                let pts = sample
                     .buffer()
                     .and_then(|b| b.pts())
                     .map_or(0, |t| t.nseconds());
+                // A live pipeline's PTS is running time; adding its base time gives the
+                // monotonic clock time of capture, comparable between the two cameras and
+                // across rebuilds. A file's PTS is its stream position, the same for both.
+                let base = if self.spec.is_live() {
+                    self.pipeline.base_time().map_or(0, |t| t.nseconds())
+                } else {
+                    0
+                };
+                let pts_ns = base + pts;
                 let frame = frame_of(&sample).map_err(&fail)?;
                 self.frames += 1;
                 Ok(Read::Frame(TimedFrame { pts_ns, frame }))
@@ -260,5 +329,58 @@ impl Drop for VideoSource {
     fn drop(&mut self) {
         // Nothing to report on shutdown: the pipeline is going away either way.
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_read_from_their_config_text() {
+        assert_eq!(
+            SourceSpec::parse("test:640x360@25:100"),
+            Ok(SourceSpec::TestPattern {
+                width: 640,
+                height: 360,
+                fps: 25,
+                frames: Some(100)
+            })
+        );
+        assert_eq!(
+            SourceSpec::parse("csi:1:1920x1080@30"),
+            Ok(SourceSpec::Csi {
+                sensor_id: 1,
+                width: 1920,
+                height: 1080,
+                fps: 30
+            })
+        );
+        assert!(matches!(
+            SourceSpec::parse("rtsp://u:p@10.0.0.5/s"),
+            Ok(SourceSpec::Rtsp { .. })
+        ));
+        assert!(matches!(
+            SourceSpec::parse("/dev/video2"),
+            Ok(SourceSpec::V4l2 { .. })
+        ));
+        assert!(matches!(
+            SourceSpec::parse("left.mkv"),
+            Ok(SourceSpec::File { .. })
+        ));
+        let err = SourceSpec::parse("test:640x@25").unwrap_err();
+        assert!(err.contains("test:WIDTHxHEIGHT@FPS"), "{err}");
+        let err = SourceSpec::parse("csi:0").unwrap_err();
+        assert!(err.contains("csi:SENSOR"), "{err}");
+    }
+
+    #[test]
+    fn rtsp_credentials_stay_out_of_logs() {
+        let s = SourceSpec::parse("rtsp://admin:secret@10.0.0.5:554/stream").expect("rtsp");
+        let shown = s.describe();
+        assert!(
+            !shown.contains("secret") && shown.contains("10.0.0.5"),
+            "{shown}"
+        );
     }
 }

@@ -151,6 +151,17 @@ fn outcomes(
     (all, counted)
 }
 
+/// Point `k` of numpy's `linspace(start, stop, num)`, to the last bit: COCO's IoU and recall
+/// thresholds are made that way, and a recall landing exactly on a threshold must compare the
+/// same.
+fn linspace(start: f64, stop: f64, num: usize, k: usize) -> f64 {
+    if k + 1 == num {
+        return stop;
+    }
+    let step = (stop - start) / (num - 1) as f64;
+    k as f64 * step + start
+}
+
 /// COCO's interpolated average precision (101 recall points).
 fn average_precision(outcomes: &[(f32, bool)], counted: usize) -> Option<f64> {
     if counted == 0 {
@@ -175,7 +186,7 @@ fn average_precision(outcomes: &[(f32, bool)], counted: usize) -> Option<f64> {
     }
     let mut sum = 0.0;
     for k in 0..=100 {
-        let r = k as f64 / 100.0;
+        let r = linspace(0.0, 1.0, 101, k);
         let at = recall.partition_point(|&x| x < r);
         sum += precision.get(at).copied().unwrap_or(0.0);
     }
@@ -192,8 +203,7 @@ pub fn evaluate(truths: &[TruthBox], dets: &[ScoredBox], thresholds: &[f32]) -> 
             let ap50 = average_precision(&at50, counted);
             let ap50_95 = (0..10)
                 .map(|k| {
-                    // The thresholds exactly as numpy's linspace(0.5, 0.95, 10) gives them to COCO.
-                    let (o, n) = outcomes(truths, dets, class, 0.5 + k as f64 * (0.45 / 9.0));
+                    let (o, n) = outcomes(truths, dets, class, linspace(0.5, 0.95, 10, k));
                     average_precision(&o, n)
                 })
                 .sum::<Option<f64>>()

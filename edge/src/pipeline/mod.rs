@@ -86,6 +86,8 @@ pub struct PipelineCounters {
     pub stages: [StageCounters; 7],
     /// Frames of either camera that found no partner within the tolerance.
     pub unpaired: AtomicU64,
+    /// Live sources rebuilt after they failed or ended.
+    pub rebuilds: AtomicU64,
 }
 
 impl PipelineCounters {
@@ -134,10 +136,23 @@ impl PipelineCounters {
                 out.push_str(&format!("{metric}{{stage=\"{}\"}} {v}\n", f.name));
             }
         }
-        out.push_str(&format!(
-            "# HELP polyvision_unpaired_frames_total Camera frames without a partner.\n# TYPE polyvision_unpaired_frames_total counter\npolyvision_unpaired_frames_total {}\n",
-            self.unpaired.load(Ordering::Relaxed)
-        ));
+        for (metric, help, v) in [
+            (
+                "polyvision_unpaired_frames_total",
+                "Camera frames without a partner.",
+                &self.unpaired,
+            ),
+            (
+                "polyvision_source_rebuilds_total",
+                "Live camera sources rebuilt after a failure.",
+                &self.rebuilds,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {metric} {help}\n# TYPE {metric} counter\n{metric} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
         out
     }
 }
@@ -190,6 +205,34 @@ type Found = (u64, Vec<(Detection2d, Option<[f32; 3]>)>);
 /// How long a source may stay silent before it counts as stalled.
 const STALL: Duration = Duration::from_secs(10);
 
+/// Longest wait between two attempts to rebuild a failed live source.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Sleeps `d` unless `stop` is set first.
+fn sleep_unless(stop: &AtomicBool, d: Duration) {
+    let until = Instant::now() + d;
+    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50).min(until - Instant::now()));
+    }
+}
+
+/// Opens a live source, retrying with exponential backoff until it opens or `stop` is set.
+fn open_live(spec: &SourceSpec, stop: &AtomicBool, backoff: &mut Duration) -> Option<VideoSource> {
+    loop {
+        match VideoSource::open(spec) {
+            Ok(s) => return Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_s = backoff.as_secs_f64(), "camera source failed to start");
+                sleep_unless(stop, *backoff);
+                *backoff = (*backoff * 2).min(MAX_BACKOFF);
+                if stop.load(Ordering::Relaxed) {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
 fn capture_thread(
     spec: SourceSpec,
     tx: SyncSender<TimedFrame>,
@@ -198,15 +241,43 @@ fn capture_thread(
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Result<(), CaptureError>> {
     std::thread::spawn(move || {
-        let mut source = VideoSource::open(&spec)?;
         let live = spec.is_live();
+        let mut backoff = Duration::from_secs(1);
+        let mut source = if live {
+            match open_live(&spec, &stop, &mut backoff) {
+                Some(s) => s,
+                None => return Ok(()),
+            }
+        } else {
+            VideoSource::open(&spec)?
+        };
         let c = counters.stage(stage);
         while !stop.load(Ordering::Relaxed) {
             let started = Instant::now();
-            let frame = match source.read(STALL)? {
-                Read::Frame(f) => f,
-                Read::End => break,
+            let frame = match (source.read(STALL), live) {
+                (Ok(Read::Frame(f)), _) => f,
+                (Ok(Read::End), false) => break,
+                (Err(e), false) => return Err(e),
+                // A live source that ends or fails is rebuilt from scratch (a fresh pipeline,
+                // not just set back to PLAYING: an RTSP session or a V4L2 device may be gone).
+                (outcome, true) => {
+                    let why = match outcome {
+                        Err(e) => e.to_string(),
+                        _ => format!("{}: ended", spec.describe()),
+                    };
+                    tracing::warn!(camera = stage, reason = %why, "rebuilding the camera source");
+                    counters.rebuilds.fetch_add(1, Ordering::Relaxed);
+                    drop(source);
+                    sleep_unless(&stop, backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    source = match open_live(&spec, &stop, &mut backoff) {
+                        Some(s) => s,
+                        None => break,
+                    };
+                    continue;
+                }
             };
+            backoff = Duration::from_secs(1);
             c.add(started);
             if live {
                 match tx.try_send(frame) {

@@ -69,6 +69,9 @@ pub struct AppState {
     stills: Mutex<Stills>,
     /// Serialises saves and restores: one writer of the calibration file at a time.
     writer: tokio::sync::Mutex<()>,
+    /// The daemon, when the page runs inside it (`polyvision-edge run`): match control and
+    /// metrics.
+    daemon: std::sync::OnceLock<Arc<crate::daemon::Shared>>,
 }
 
 impl AppState {
@@ -80,9 +83,15 @@ impl AppState {
             auth: Auth::new(pin),
             stills: Mutex::new(Stills::default()),
             writer: tokio::sync::Mutex::new(()),
+            daemon: std::sync::OnceLock::new(),
         });
         state.grab_stills();
         state
+    }
+
+    /// Serves the daemon's match control and metrics too.
+    pub fn attach_daemon(&self, shared: Arc<crate::daemon::Shared>) {
+        let _ = self.daemon.set(shared);
     }
 
     fn stills(&self) -> std::sync::MutexGuard<'_, Stills> {
@@ -160,7 +169,64 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/history", get(history))
         .route("/api/restore", post(restore))
         .route("/api/status", get(status))
+        .route("/api/match", get(match_status))
+        .route("/api/match/start", post(match_start))
+        .route("/api/match/stop", post(match_stop))
+        .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+fn daemon_of(state: &AppState) -> Result<Arc<crate::daemon::Shared>, ApiError> {
+    state.daemon.get().cloned().ok_or_else(|| {
+        ApiError(
+            StatusCode::NOT_FOUND,
+            "match control needs the daemon (polyvision-edge run)".into(),
+        )
+    })
+}
+
+async fn match_status(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&state, &headers)?;
+    let daemon = daemon_of(&state)?;
+    Ok(Json(json!(daemon.status())))
+}
+
+async fn match_start(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&state, &headers)?;
+    let daemon = daemon_of(&state)?;
+    let uuid = tokio::task::spawn_blocking(move || daemon.start_match("web page"))
+        .await
+        .map_err(internal)?
+        .map_err(|e| ApiError(StatusCode::CONFLICT, e))?;
+    Ok(Json(json!({ "match": uuid })))
+}
+
+async fn match_stop(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorise(&state, &headers)?;
+    let daemon = daemon_of(&state)?;
+    let uuid = daemon
+        .stop_match("web page")
+        .map_err(|e| ApiError(StatusCode::CONFLICT, e))?;
+    Ok(Json(json!({ "match": uuid })))
+}
+
+/// Prometheus metrics; no PIN (they hold no secrets, and scrapers do not log in).
+async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
+    let daemon = daemon_of(&state)?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::daemon::web::metrics_text(&daemon),
+    )
+        .into_response())
 }
 
 /// An API error: status and a message for the technician.

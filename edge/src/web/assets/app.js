@@ -73,7 +73,41 @@ $("login-form").addEventListener("submit", async (e) => {
 
 // ---------- loading views ----------
 
+// ---------- match control (only inside the daemon) ----------
+
+async function refreshMatch() {
+  let m;
+  try {
+    m = await getJson("/api/match");
+  } catch (_) {
+    $("match").hidden = true; // the page runs without the daemon (polyvision-edge calibrate)
+    return;
+  }
+  $("match").hidden = false;
+  app.match = m;
+  const state = $("match-state");
+  if (m.running_match) state.textContent = "recording " + m.running_match.slice(-6);
+  else if (m.disk_alarm) state.textContent = `disk full (${m.disk_free_mb} MB free)`;
+  else state.textContent = "no match";
+  state.className = "chip" + (m.disk_alarm ? " bad" : m.running_match ? " good" : "");
+  $("match-toggle").textContent = m.running_match ? "Stop match" : "Start match";
+}
+
+$("match-toggle").addEventListener("click", async () => {
+  const running = app.match && app.match.running_match;
+  try {
+    const r = await postJson(running ? "/api/match/stop" : "/api/match/start", {});
+    say(running ? `Stopping match ${r.match}.` : `Match ${r.match} started.`);
+  } catch (err) {
+    say(err.message, true);
+  }
+  await refreshMatch();
+});
+
+setInterval(() => { if (app.token) refreshMatch(); }, 3000);
+
 async function load(keepView) {
+  refreshMatch();
   app.state = await getJson("/api/state");
   renderStatus(app.state.status);
   const nav = $("views");
