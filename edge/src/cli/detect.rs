@@ -304,23 +304,33 @@ pub(crate) fn run_eval(args: &DetectEvalArgs) -> Result<()> {
         detector.backend()
     );
     println!(
-        "{:<11} {:>6} {:>6} {:>7} {:>10} {:>9} {:>9}",
-        "class", "truths", "dets", "AP@0.5", "AP@.5:.95", "recall", "precision"
+        "{:<11} {:>6} {:>6} {:>7} {:>10} {:>7} {:>9} {:>8} {:>9}",
+        "class",
+        "truths",
+        "dets",
+        "AP@0.5",
+        "AP@.5:.95",
+        "recall",
+        "precision",
+        "c.recall",
+        "c.precis."
     );
     for s in &scores {
         println!(
-            "{:<11} {:>6} {:>6} {:>7} {:>10} {:>9.3} {:>9.3}",
+            "{:<11} {:>6} {:>6} {:>7} {:>10} {:>7.3} {:>9.3} {:>8.3} {:>9.3}",
             CLASSES[s.class].name(),
             s.truths,
             s.detections,
             fmt(s.ap50),
             fmt(s.ap50_95),
             s.recall,
-            s.precision
+            s.precision,
+            s.centre_recall,
+            s.centre_precision
         );
     }
     println!(
-        "(recall and precision at IoU 0.5 and the operating scores {})",
+        "(recall and precision at IoU 0.5; c.: a hit is a centre within max(5 px, half the true diagonal); at the operating scores {})",
         CLASSES
             .iter()
             .zip(&thresholds)
@@ -376,7 +386,8 @@ fn write_coco(
         .map(|s| {
             json!({"category_id": s.class + 1, "name": CLASSES[s.class].name(),
                    "truths": s.truths, "ap50": s.ap50, "ap50_95": s.ap50_95,
-                   "recall": s.recall, "precision": s.precision})
+                   "recall": s.recall, "precision": s.precision,
+                   "centre_recall": s.centre_recall, "centre_precision": s.centre_precision})
         })
         .collect();
     for (name, value) in [

@@ -55,6 +55,62 @@ pub struct ClassScore {
     pub recall: f64,
     /// Precision at IoU 0.5 of those detections.
     pub precision: f64,
+    /// Recall when a hit is a centre within [`centre_tolerance`] of the true centre (the
+    /// ball's criterion: IoU 0.5 on a 4-pixel box allows barely one pixel of error).
+    pub centre_recall: f64,
+    /// Precision by the same criterion.
+    pub centre_precision: f64,
+}
+
+/// How far a detection's centre may be from the true centre to be a hit by the centre
+/// criterion: half the true box's diagonal, at least 5 pixels (about one ball diameter in the
+/// panorama).
+pub fn centre_tolerance(truth: [f64; 4]) -> f64 {
+    (0.5 * truth[2].hypot(truth[3])).max(5.0)
+}
+
+/// Hits and counted detections of `class` at `threshold` by the centre criterion: each
+/// detection, best score first, takes the nearest unmatched true centre within tolerance; one
+/// near an ignored true box counts neither way.
+fn centre_matches(
+    truths: &[TruthBox],
+    dets: &[ScoredBox],
+    class: usize,
+    threshold: f32,
+) -> (usize, usize) {
+    let centre = |b: [f64; 4]| [b[0] + b[2] / 2.0, b[1] + b[3] / 2.0];
+    let mut kept: Vec<&ScoredBox> = dets
+        .iter()
+        .filter(|d| d.class == class && d.score >= threshold)
+        .collect();
+    kept.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let gts: Vec<&TruthBox> = truths.iter().filter(|t| t.class == class).collect();
+    let mut taken = vec![false; gts.len()];
+    let (mut hits, mut counted) = (0, 0);
+    for d in kept {
+        let c = centre(d.bbox);
+        let mut best: Option<(usize, f64)> = None;
+        for (g, t) in gts.iter().enumerate() {
+            if t.image != d.image || (taken[g] && !t.ignore) {
+                continue;
+            }
+            let tc = centre(t.bbox);
+            let dist = (c[0] - tc[0]).hypot(c[1] - tc[1]);
+            if dist <= centre_tolerance(t.bbox) && best.is_none_or(|(_, b)| dist < b) {
+                best = Some((g, dist));
+            }
+        }
+        match best {
+            Some((g, _)) if gts[g].ignore => {}
+            Some((g, _)) => {
+                taken[g] = true;
+                hits += 1;
+                counted += 1;
+            }
+            None => counted += 1,
+        }
+    }
+    (hits, counted)
 }
 
 const MAX_DETECTIONS: usize = 100;
@@ -210,6 +266,8 @@ pub fn evaluate(truths: &[TruthBox], dets: &[ScoredBox], thresholds: &[f32]) -> 
                 .map(|s| s / 10.0);
             let kept: Vec<&(f32, bool)> = at50.iter().filter(|o| o.0 >= threshold).collect();
             let hits = kept.iter().filter(|o| o.1).count();
+            let (near_hits, near_counted) = centre_matches(truths, dets, class, threshold);
+            let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
             ClassScore {
                 class,
                 truths: counted,
@@ -226,6 +284,8 @@ pub fn evaluate(truths: &[TruthBox], dets: &[ScoredBox], thresholds: &[f32]) -> 
                 } else {
                     hits as f64 / kept.len() as f64
                 },
+                centre_recall: ratio(near_hits, counted),
+                centre_precision: ratio(near_hits, near_counted),
             }
         })
         .collect()
@@ -302,6 +362,18 @@ mod tests {
         // One hit, one duplicate (false alarm), one on the ignored box (not counted).
         assert_eq!((s.recall, s.precision), (1.0, 0.5));
         assert_eq!(s.ap50, Some(1.0));
+    }
+
+    #[test]
+    fn a_ball_one_and_a_half_pixels_off_misses_by_iou_but_hits_by_centre() {
+        let t = vec![truth(0, [100.0, 100.0, 4.0, 4.0])];
+        let d = vec![
+            det(0, [101.5, 101.5, 4.0, 4.0], 0.9),
+            det(0, [140.0, 100.0, 4.0, 4.0], 0.8),
+        ];
+        let s = evaluate(&t, &d, &[0.25])[0];
+        assert_eq!(s.recall, 0.0);
+        assert_eq!((s.centre_recall, s.centre_precision), (1.0, 0.5));
     }
 
     #[test]
