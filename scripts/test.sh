@@ -56,7 +56,8 @@ FIGURE_TESTS=(true_homography_lands_where_the_renderer_draws
   killing_the_writer_never_loses_or_duplicates_a_committed_row
   shipped_detector_meets_its_targets_on_held_out_clips
   rendered_footage_goes_through_the_whole_pipeline_into_the_buffer)
-run_group tests cargo test --workspace --release --locked -- "${FIGURE_TESTS[@]/#/--skip=}"
+# --no-fail-fast: one failing test binary must not hide the others.
+run_group tests cargo test --workspace --release --locked --no-fail-fast -- "${FIGURE_TESTS[@]/#/--skip=}"
 run_group docs env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release --locked
 # The geometry figures (renderer vs true homography), printed.
 run_group geometry cargo test --release --locked -p rig-sim --test geometry -- --nocapture

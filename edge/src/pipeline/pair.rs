@@ -116,7 +116,8 @@ mod tests {
 
     #[test]
     fn frames_too_far_apart_are_not_paired() {
-        let (p, lost) = pairs(&[0, 40], &[25, 65]);
+        // 50 ms apart with a 20 ms tolerance: each head is older than the other side's head.
+        let (p, lost) = pairs(&[0, 100], &[50, 150]);
         assert!(p.is_empty());
         assert_eq!(lost, 3);
     }
