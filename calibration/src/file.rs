@@ -120,6 +120,46 @@ pub fn rfc3339_utc(secs: u64) -> String {
     )
 }
 
+/// Parses `YYYY-MM-DDTHH:MM:SSZ` (what [`rfc3339_utc`] writes) to seconds since 1970; `None`
+/// for anything else, including other time zones.
+pub fn parse_rfc3339_utc(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let t = text.get(r)?;
+        t.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| t.parse().ok())?
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1970..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    // Days from the civil date (the inverse of the algorithm above).
+    let y = year - i64::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    // Reject dates like 31 February, which the arithmetic would roll over.
+    (rfc3339_utc(secs as u64) == text).then_some(secs as u64)
+}
+
 /// Calibration of one physical camera.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -502,6 +542,32 @@ fn check_size(size: [u32; 2]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_timestamps_round_trip_and_bad_ones_are_refused() {
+        for secs in [
+            0u64,
+            951_782_400,
+            1_700_000_000,
+            1_796_083_200,
+            4_102_444_799,
+        ] {
+            assert_eq!(parse_rfc3339_utc(&rfc3339_utc(secs)), Some(secs));
+        }
+        assert_eq!(
+            parse_rfc3339_utc("2026-12-06T14:00:00Z"),
+            Some(1_796_565_600)
+        );
+        for bad in [
+            "2026-02-31T10:00:00Z",
+            "2026-12-06T14:00:00+01:00",
+            "2026-12-06 14:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "tomorrow",
+        ] {
+            assert_eq!(parse_rfc3339_utc(bad), None, "{bad}");
+        }
+    }
 
     fn sample() -> CalibrationFile {
         let h = Homography::from_rows([[0.1, 0.0, -64.0], [0.0, -0.1, 36.0], [0.0, 0.0, 1.0]])

@@ -29,6 +29,19 @@ pub struct EdgeConfig {
     pub storage: StorageConfig,
     /// MQTT.
     pub mqtt: MqttConfig,
+    /// Matches recorded at fixed times.
+    #[serde(default)]
+    pub schedule: Vec<ScheduledMatch>,
+}
+
+/// `[[schedule]]`: one match at a fixed time.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledMatch {
+    /// Start, UTC: `2026-12-06T14:00:00Z`.
+    pub start: String,
+    /// Length, minutes.
+    pub minutes: f64,
 }
 
 /// `[device]`
@@ -105,6 +118,23 @@ pub struct MqttConfig {
 }
 
 impl EdgeConfig {
+    /// The schedule's windows, in start order (valid after loading).
+    pub fn schedule_windows(&self) -> Vec<crate::daemon::schedule::Window> {
+        let mut w: Vec<_> = self
+            .schedule
+            .iter()
+            .filter_map(|m| {
+                let start_s = polyvision_calibration::file::parse_rfc3339_utc(&m.start)?;
+                Some(crate::daemon::schedule::Window {
+                    start_s,
+                    end_s: start_s + (m.minutes * 60.0).round() as u64,
+                })
+            })
+            .collect();
+        w.sort_by_key(|w| w.start_s);
+        w
+    }
+
     /// The rig's serial: configured, or the hostname.
     pub fn serial(&self) -> String {
         if !self.device.serial.trim().is_empty() {
@@ -356,6 +386,32 @@ impl EdgeConfig {
                 ),
             ));
         }
+        for (i, m) in self.schedule.iter().enumerate() {
+            if polyvision_calibration::file::parse_rfc3339_utc(&m.start).is_none() {
+                return Err(bad(
+                    &format!("schedule[{i}].start"),
+                    format!("{:?} is not a UTC time like 2026-12-06T14:00:00Z", m.start),
+                ));
+            }
+            if !(m.minutes >= 1.0 && m.minutes <= 600.0) {
+                return Err(bad(
+                    &format!("schedule[{i}].minutes"),
+                    format!("{} is outside 1–600", m.minutes),
+                ));
+            }
+        }
+        for pair in self.schedule_windows().windows(2) {
+            if pair[1].start_s < pair[0].end_s {
+                return Err(bad(
+                    "schedule",
+                    format!(
+                        "the match at {} starts before the one at {} ends",
+                        polyvision_calibration::file::rfc3339_utc(pair[1].start_s),
+                        polyvision_calibration::file::rfc3339_utc(pair[0].start_s)
+                    ),
+                ));
+            }
+        }
         if self.web.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(bad(
                 "web.listen",
@@ -464,6 +520,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("web.listen"), "{err}");
+        let pin = "[web]\ntechnician_pin = \"123456\"\n";
+        let err = parse(&format!(
+            "{pin}[[schedule]]\nstart = \"2026-12-06T14:00:00Z\"\nminutes = 100\n\
+             [[schedule]]\nstart = \"2026-12-06T15:00:00Z\"\nminutes = 90\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("starts before"), "{err}");
+        let err = parse(&format!(
+            "{pin}[[schedule]]\nstart = \"6 Dec 2pm\"\nminutes = 90\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("schedule[0].start"), "{err}");
         let err = parse("[web]\ntechnician_pin = \"123456\"\n[calibration]\nfiel = \"x\"")
             .unwrap_err()
             .to_string();

@@ -182,6 +182,7 @@ async fn run_daemon(config: EdgeConfig, pin: String, start_match: bool) -> Resul
             .context("starting the match runner")??
     };
     daemon::disk::watch(shared.clone(), Duration::from_secs(2));
+    let _schedule = daemon::schedule::run(shared.clone(), shared.config.schedule_windows());
     // The first match may build a TensorRT engine before its first frame: minutes.
     let _watchdog = daemon::watchdog::watch(shared.clone(), Duration::from_secs(900));
     let listen = config.web.listen.clone();

@@ -1,6 +1,6 @@
 //! The long-running daemon (`polyvision-edge run`): one match at a time through the pipeline,
-//! started and stopped from the local web page, MQTT, the command line or a client of the HTTP
-//! API; the SQLite buffer; the disk alarm; systemd readiness and watchdog; status for the
+//! started and stopped from the local web page, MQTT, the command line, the config's schedule or
+//! a client of the HTTP API; the SQLite buffer; the disk alarm; systemd readiness and watchdog; status for the
 //! heartbeat and `/metrics`.
 //!
 //! Threads: the match runner owns the buffer and runs the pipeline (blocking); the disk monitor
@@ -13,6 +13,7 @@
 
 pub mod disk;
 pub mod mqtt;
+pub mod schedule;
 pub mod watchdog;
 pub mod web;
 
