@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and the demo need on Debian 12; with --test, also what the test suite
 # needs (a headless browser, Node.js for Playwright, Python venv for the OpenCV comparison, an
-# MQTT broker).
+# MQTT broker, a ClickHouse server).
 # Idempotent: packages already present are not touched, and apt runs only when something is
 # missing.
 set -euo pipefail
@@ -21,6 +21,8 @@ if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(chromium fonts-dejavu-core python3-venv)
   # The daemon's MQTT tests run a real broker (the tests start their own on 127.0.0.1).
   PACKAGES+=(mosquitto)
+  # The cloud service's tests write to a real ClickHouse server (the tests start their own).
+  PACKAGES+=(clickhouse-server)
   # Node.js may come from elsewhere (nodesource ships npm inside nodejs): only fill gaps.
   command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
   command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)

@@ -1,8 +1,12 @@
 //! The path from the rig to the cloud, as the rig sees it.
 //!
-//! It will own the batch wire format shared by the edge and the cloud, device identity
-//! (Ed25519 keys, challenge–response) on the client side, and the resilient uploader that deletes
-//! buffered rows only after the cloud acknowledged them.
-//!
-//! Nothing is implemented yet: the crate exists so that the workspace has its final shape.
+//! This crate owns the batch wire format shared by the edge and the cloud ([`wire`]), the
+//! device's identity and the messages of its challenge–response ([`identity`], [`protocol`]),
+//! and the resilient uploader that marks buffered rows synced only after the cloud
+//! acknowledged them ([`uploader`]).
 #![forbid(unsafe_code)]
+
+pub mod identity;
+pub mod protocol;
+pub mod uploader;
+pub mod wire;

@@ -1,0 +1,104 @@
+//! `polyvision-cloud-api`: the cloud service binary.
+
+use clap::Parser;
+use std::time::Duration;
+
+/// The Polyvision cloud service: enrolment, device authentication, batch ingest.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "POLYVISION_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// ClickHouse HTTP URL.
+    #[arg(long, env = "POLYVISION_CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
+    clickhouse_url: String,
+    /// ClickHouse user.
+    #[arg(long, env = "POLYVISION_CLICKHOUSE_USER")]
+    clickhouse_user: Option<String>,
+    /// ClickHouse password.
+    #[arg(long, env = "POLYVISION_CLICKHOUSE_PASSWORD", hide_env_values = true)]
+    clickhouse_password: Option<String>,
+    /// Database (created if missing).
+    #[arg(long, env = "POLYVISION_DATABASE", default_value = "polyvision")]
+    database: String,
+    /// The service's Ed25519 key (PKCS#8 PEM, mode 0600); created on first start. Every
+    /// instance behind one load balancer uses the same key.
+    #[arg(long, env = "POLYVISION_SIGNING_KEY", default_value = "cloud-api.key")]
+    signing_key: std::path::PathBuf,
+    /// File holding the admin token of the factory API (enrolment disabled without one).
+    #[arg(long, env = "POLYVISION_ADMIN_TOKEN_FILE")]
+    admin_token_file: Option<std::path::PathBuf>,
+    /// Device token lifetime, days.
+    #[arg(long, default_value_t = 30)]
+    token_days: u64,
+    /// Batches per second each device may send (sustained; the burst is twice that).
+    #[arg(long, default_value_t = 20.0)]
+    device_rate: f64,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let admin_token = match &args.admin_token_file {
+        Some(p) => {
+            let t = std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("admin token file {}: {e}", p.display()))?;
+            let t = t.trim().to_string();
+            anyhow::ensure!(
+                t.len() >= 16,
+                "admin token file {}: the token must be at least 16 characters",
+                p.display()
+            );
+            Some(t)
+        }
+        None => None,
+    };
+    anyhow::ensure!(
+        args.device_rate > 0.0 && args.device_rate.is_finite(),
+        "--device-rate must be a positive number"
+    );
+    let config = polyvision_cloud_api::ServerConfig {
+        listen: args.listen,
+        clickhouse_url: args.clickhouse_url,
+        clickhouse_user: args.clickhouse_user,
+        clickhouse_password: args.clickhouse_password,
+        database: args.database,
+        signing_key: args.signing_key,
+        token_lifetime: Duration::from_secs(args.token_days * 86_400),
+        service: polyvision_cloud_api::service::ServiceConfig {
+            admin_token,
+            device_rate_per_s: args.device_rate,
+            device_burst: args.device_rate * 2.0,
+            ..Default::default()
+        },
+    };
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("listening on {}: {e}", config.listen))?;
+        polyvision_cloud_api::serve(config, listener, shutdown_signal()).await
+    })
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}

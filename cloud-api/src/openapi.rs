@@ -1,0 +1,72 @@
+//! The OpenAPI 3.1 description served at `/v1/openapi.json`.
+
+use serde_json::{Value, json};
+
+fn error_responses(codes: &[&str]) -> Value {
+    let mut m = serde_json::Map::new();
+    for c in codes {
+        m.insert(
+            (*c).to_string(),
+            json!({"description": "refused", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}),
+        );
+    }
+    Value::Object(m)
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Some(a), Value::Object(b)) = (a.as_object_mut(), b) {
+        a.extend(b);
+    }
+    a
+}
+
+/// The document.
+pub fn document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Polyvision cloud API", "version": env!("CARGO_PKG_VERSION")},
+        "paths": {
+            "/v1/factory/devices": {"post": {
+                "summary": "Enrol a device (serial, Ed25519 public key, organisation). Admin token.",
+                "security": [{"admin": []}],
+                "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Enrolment"}}}},
+                "responses": merge(json!({"201": {"description": "enrolled"}}), error_responses(&["400", "401", "404", "409", "503"]))
+            }},
+            "/v1/devices/challenge": {"post": {
+                "summary": "A single-use nonce for an enrolled device (60 s).",
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["serial"], "properties": {"serial": {"type": "string"}}}}}},
+                "responses": merge(json!({"200": {"description": "nonce", "content": {"application/json": {"schema": {"type": "object", "properties": {"nonce": {"type": "string"}, "expires_in_s": {"type": "integer"}}}}}}}), error_responses(&["400", "401", "403", "503"]))
+            }},
+            "/v1/devices/token": {"post": {
+                "summary": "Exchange a signed nonce for a device token (EdDSA JWT, 30 days).",
+                "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["serial", "nonce", "signature"], "properties": {"serial": {"type": "string"}, "nonce": {"type": "string"}, "signature": {"type": "string", "description": "Ed25519 over \"polyvision-device-auth-v1\\0\" serial \"\\0\" nonce, base64url"}}}}}},
+                "responses": merge(json!({"200": {"description": "token", "content": {"application/json": {"schema": {"type": "object", "properties": {"token": {"type": "string"}, "expires_in_s": {"type": "integer"}}}}}}}), error_responses(&["400", "401", "403", "503"]))
+            }},
+            "/v1/ingest/batches": {"post": {
+                "summary": "Store a signed batch (wire format v1, see the cloud-sync crate). Idempotent by batch id.",
+                "security": [{"device": []}],
+                "requestBody": {"content": {"application/vnd.polyvision.batch": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": merge(json!({"200": {"description": "stored, or stored before (duplicate: true)", "content": {"application/json": {"schema": {"type": "object", "properties": {"batch_id": {"type": "string"}, "rows": {"type": "integer"}, "duplicate": {"type": "boolean"}}}}}}}), error_responses(&["400", "401", "403", "413", "429", "503"]))
+            }},
+            "/healthz": {"get": {"summary": "The process answers.", "responses": {"200": {"description": "ok"}}}},
+            "/readyz": {"get": {"summary": "ClickHouse answers and the service is not shutting down.", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics.", "responses": {"200": {"description": "text exposition format"}}}}
+        },
+        "components": {
+            "securitySchemes": {
+                "admin": {"type": "http", "scheme": "bearer"},
+                "device": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (EdDSA)"}
+            },
+            "schemas": {
+                "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
+                "Enrolment": {"type": "object", "required": ["serial", "public_key", "organization_id"], "properties": {
+                    "serial": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
+                    "public_key": {"type": "string", "description": "Ed25519 public key, 32 bytes, base64url"},
+                    "organization_id": {"type": "string", "format": "uuid"},
+                    "replace": {"type": "boolean"},
+                    "revoke": {"type": "boolean"}
+                }}
+            }
+        }
+    })
+}

@@ -1,0 +1,576 @@
+//! The HTTP service: routes, handlers, limits, metrics.
+
+use crate::auth::{AuthError, DeviceAuth, bearer, constant_time_eq};
+use crate::warehouse::{DeviceRecord, Warehouse, batch_id_text};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use polyvision_cloud_sync::identity::{challenge_message, parse_public_key, parse_signature};
+use polyvision_cloud_sync::protocol::{
+    CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, ErrorResponse, INGEST_PATH,
+    IngestResponse, TOKEN_PATH, TokenRequest, TokenResponse,
+};
+use polyvision_cloud_sync::wire::{SignedBatch, WireError};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+/// Largest request body: a full batch of 1 Mi rows compresses to a few MB.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Settings of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Bearer token of the factory API (enrolment); `None` disables enrolment.
+    pub admin_token: Option<String>,
+    /// Batch requests per second each device may make (sustained).
+    pub device_rate_per_s: f64,
+    /// Burst of the per-device limit.
+    pub device_burst: f64,
+    /// How long a device record is cached (revocation takes effect within this).
+    pub device_cache: Duration,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            admin_token: None,
+            device_rate_per_s: 20.0,
+            device_burst: 40.0,
+            device_cache: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Metrics {
+    batches_stored: AtomicU64,
+    batches_duplicate: AtomicU64,
+    batches_rejected: AtomicU64,
+    rows_stored: AtomicU64,
+    bytes_received: AtomicU64,
+    tokens_issued: AtomicU64,
+    auth_failures: AtomicU64,
+    rate_limited: AtomicU64,
+    warehouse_errors: AtomicU64,
+    ingest_seconds_total_micros: AtomicU64,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Shared state of the handlers.
+pub struct AppState {
+    warehouse: Warehouse,
+    auth: DeviceAuth,
+    config: ServiceConfig,
+    devices: Mutex<HashMap<String, (Option<DeviceRecord>, Instant)>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
+    metrics: Metrics,
+    ready: AtomicBool,
+}
+
+impl AppState {
+    /// New state; `ready` once the schema is migrated.
+    pub fn new(warehouse: Warehouse, auth: DeviceAuth, config: ServiceConfig) -> Self {
+        AppState {
+            warehouse,
+            auth,
+            config,
+            devices: Mutex::default(),
+            buckets: Mutex::default(),
+            metrics: Metrics::default(),
+            ready: AtomicBool::new(true),
+        }
+    }
+}
+
+/// An error answer: status and a JSON `{"error": …}`.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    retry_after_s: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            retry_after_s: None,
+        }
+    }
+    fn unavailable(message: impl Into<String>) -> Self {
+        ApiError {
+            retry_after_s: Some(2),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Unauthenticated(m) => ApiError::new(StatusCode::UNAUTHORIZED, m),
+            AuthError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, m),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (
+            self.status,
+            axum::Json(ErrorResponse {
+                error: self.message,
+            }),
+        )
+            .into_response();
+        if let Some(s) = self.retry_after_s
+            && let Ok(v) = HeaderValue::from_str(&s.to_string())
+        {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        r
+    }
+}
+
+fn warehouse_error(state: &AppState, e: clickhouse::error::Error) -> ApiError {
+    state.metrics.warehouse_errors.fetch_add(1, Ordering::Relaxed);
+    tracing::warn!(error = %e, "ClickHouse failed; the client will retry");
+    ApiError::unavailable(format!("storage unavailable: {e}"))
+}
+
+/// The router with every route.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/factory/devices", post(enrol))
+        .route(CHALLENGE_PATH, post(challenge))
+        .route(TOKEN_PATH, post(token))
+        .route(INGEST_PATH, post(ingest))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    if !state.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match state.warehouse.ping().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("ClickHouse unreachable: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// Marks the service not ready (load balancers stop sending) before it shuts down.
+pub fn set_ready(state: &AppState, ready: bool) {
+    state.ready.store(ready, Ordering::Relaxed);
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let m = &state.metrics;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, v: u64| {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+        ));
+    };
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    counter(
+        "polyvision_ingest_batches_stored_total",
+        "Batches written to ClickHouse.",
+        get(&m.batches_stored),
+    );
+    counter(
+        "polyvision_ingest_batches_duplicate_total",
+        "Batches received again after being stored (acknowledged, not written).",
+        get(&m.batches_duplicate),
+    );
+    counter(
+        "polyvision_ingest_batches_rejected_total",
+        "Batches refused as malformed, unsigned or not the device's own.",
+        get(&m.batches_rejected),
+    );
+    counter(
+        "polyvision_ingest_rows_stored_total",
+        "Detection rows written.",
+        get(&m.rows_stored),
+    );
+    counter(
+        "polyvision_ingest_bytes_received_total",
+        "Batch bytes received.",
+        get(&m.bytes_received),
+    );
+    counter(
+        "polyvision_device_tokens_issued_total",
+        "Device tokens issued.",
+        get(&m.tokens_issued),
+    );
+    counter(
+        "polyvision_auth_failures_total",
+        "Refused tokens, nonces and signatures.",
+        get(&m.auth_failures),
+    );
+    counter(
+        "polyvision_rate_limited_total",
+        "Requests answered 429.",
+        get(&m.rate_limited),
+    );
+    counter(
+        "polyvision_warehouse_errors_total",
+        "ClickHouse failures (answered 503).",
+        get(&m.warehouse_errors),
+    );
+    counter(
+        "polyvision_ingest_seconds_total_micros",
+        "Time spent storing batches, microseconds.",
+        get(&m.ingest_seconds_total_micros),
+    );
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        out,
+    )
+        .into_response()
+}
+
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document().to_string(),
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct EnrolRequest {
+    serial: String,
+    public_key: String,
+    organization_id: String,
+    #[serde(default)]
+    replace: bool,
+    #[serde(default)]
+    revoke: bool,
+}
+
+fn valid_serial(serial: &str) -> Result<(), ApiError> {
+    let ok = !serial.is_empty()
+        && serial.len() <= polyvision_cloud_sync::wire::MAX_SERIAL_LEN
+        && serial
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("serial {serial:?}: 1–64 characters of A–Z, a–z, 0–9, '-', '_', '.'"),
+        ))
+    }
+}
+
+fn json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("request body: {e}")))
+}
+
+async fn enrol(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Some(admin) = &state.config.admin_token else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the factory API is disabled (no admin token configured)",
+        ));
+    };
+    let given = bearer(&headers)?;
+    if !constant_time_eq(given.as_bytes(), admin.as_bytes()) {
+        state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "admin token refused"));
+    }
+    let req: EnrolRequest = json(&body)?;
+    valid_serial(&req.serial)?;
+    parse_public_key(&req.public_key)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("public_key: {e}")))?;
+    let org = Uuid::parse_str(&req.organization_id).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("organization_id is not a UUID: {e}"),
+        )
+    })?;
+    let existing = state
+        .warehouse
+        .device(&req.serial)
+        .await
+        .map_err(|e| warehouse_error(&state, e))?;
+    if let Some(d) = &existing
+        && (d.public_key != req.public_key || d.organization_id != org)
+        && !req.replace
+        && !req.revoke
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!(
+                "device {} is enrolled with another key or organisation; send \"replace\": true to re-enrol it",
+                req.serial
+            ),
+        ));
+    }
+    let record = DeviceRecord {
+        serial: req.serial.clone(),
+        organization_id: org,
+        public_key: req.public_key.trim().to_string(),
+        enrolled_at: crate::auth::now_s() as u32,
+        revoked: req.revoke as u8,
+    };
+    state
+        .warehouse
+        .enrol(&record)
+        .await
+        .map_err(|e| warehouse_error(&state, e))?;
+    if let Ok(mut cache) = state.devices.lock() {
+        cache.remove(&req.serial);
+    }
+    tracing::info!(serial = %req.serial, org = %org, revoked = req.revoke, "device enrolled");
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(serde_json::json!({
+            "serial": record.serial,
+            "organization_id": org.to_string(),
+            "revoked": req.revoke,
+        })),
+    )
+        .into_response())
+}
+
+async fn device(state: &AppState, serial: &str) -> Result<Option<DeviceRecord>, ApiError> {
+    if let Ok(cache) = state.devices.lock()
+        && let Some((rec, at)) = cache.get(serial)
+        && at.elapsed() < state.config.device_cache
+    {
+        return Ok(rec.clone());
+    }
+    let rec = state
+        .warehouse
+        .device(serial)
+        .await
+        .map_err(|e| warehouse_error(state, e))?;
+    if let Ok(mut cache) = state.devices.lock() {
+        cache.insert(serial.to_string(), (rec.clone(), Instant::now()));
+    }
+    Ok(rec)
+}
+
+async fn active_device(state: &AppState, serial: &str) -> Result<DeviceRecord, ApiError> {
+    match device(state, serial).await? {
+        Some(d) if d.revoked == 0 => Ok(d),
+        Some(_) => {
+            state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("device {serial} is revoked"),
+            ))
+        }
+        None => {
+            state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                format!("device {serial} is not enrolled"),
+            ))
+        }
+    }
+}
+
+async fn challenge(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<axum::Json<ChallengeResponse>, ApiError> {
+    let req: ChallengeRequest = json(&body)?;
+    valid_serial(&req.serial)?;
+    active_device(&state, &req.serial).await?;
+    let nonce = state
+        .auth
+        .nonce(&req.serial)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok(axum::Json(ChallengeResponse {
+        nonce,
+        expires_in_s: crate::auth::NONCE_LIFETIME_S,
+    }))
+}
+
+async fn token(
+    State(state): State<Arc<AppState>>,
+    body: Bytes,
+) -> Result<axum::Json<TokenResponse>, ApiError> {
+    let req: TokenRequest = json(&body)?;
+    valid_serial(&req.serial)?;
+    let dev = active_device(&state, &req.serial).await?;
+    let fail = |e: ApiError| {
+        state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(serial = %req.serial, error = %e.message, "device authentication refused");
+        e
+    };
+    state
+        .auth
+        .redeem_nonce(&req.serial, &req.nonce)
+        .map_err(|e| fail(e.into()))?;
+    let key = parse_public_key(&dev.public_key).map_err(|e| {
+        fail(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("enrolled key of {}: {e}", req.serial),
+        ))
+    })?;
+    let sig = parse_signature(&req.signature)
+        .map_err(|e| fail(ApiError::new(StatusCode::BAD_REQUEST, e)))?;
+    key.verify_strict(&challenge_message(&req.serial, &req.nonce), &sig)
+        .map_err(|_| {
+            fail(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "signature does not verify with the enrolled key",
+            ))
+        })?;
+    let (token, expires_in_s) = state
+        .auth
+        .issue(&req.serial, &dev.organization_id.to_string())
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    state.metrics.tokens_issued.fetch_add(1, Ordering::Relaxed);
+    Ok(axum::Json(TokenResponse {
+        token,
+        expires_in_s,
+    }))
+}
+
+fn rate_limit(state: &AppState, serial: &str) -> Result<(), ApiError> {
+    let Ok(mut buckets) = state.buckets.lock() else {
+        return Ok(());
+    };
+    let now = Instant::now();
+    let (rate, burst) = (state.config.device_rate_per_s, state.config.device_burst);
+    let b = buckets.entry(serial.to_string()).or_insert(Bucket {
+        tokens: burst,
+        at: now,
+    });
+    b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
+    b.at = now;
+    if b.tokens >= 1.0 {
+        b.tokens -= 1.0;
+        Ok(())
+    } else {
+        state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+        let wait = ((1.0 - b.tokens) / rate.max(1e-3)).ceil() as u64;
+        Err(ApiError {
+            retry_after_s: Some(wait.max(1)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("device {serial} is over {rate} batches/s"),
+            )
+        })
+    }
+}
+
+async fn ingest(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<IngestResponse>, ApiError> {
+    let started = Instant::now();
+    let claims = state
+        .auth
+        .verify(bearer(&headers)?)
+        .inspect_err(|_| {
+            state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        })?;
+    rate_limit(&state, &claims.sub)?;
+    state
+        .metrics
+        .bytes_received
+        .fetch_add(body.len() as u64, Ordering::Relaxed);
+    let reject = |status: StatusCode, e: String| {
+        state.metrics.batches_rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(serial = %claims.sub, error = %e, "batch refused");
+        ApiError::new(status, e)
+    };
+    let batch = SignedBatch::parse(&body).map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+    if batch.header.serial != claims.sub {
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the token of device {} cannot send a batch of device {}",
+                claims.sub, batch.header.serial
+            ),
+        ));
+    }
+    let dev = active_device(&state, &claims.sub).await?;
+    // The organisation comes from the token; the enrolment must agree with it.
+    let org = Uuid::parse_str(&claims.org)
+        .map_err(|_| reject(StatusCode::FORBIDDEN, "token organisation is not a UUID".into()))?;
+    if dev.organization_id != org {
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            format!(
+                "device {} is not enrolled in organisation {org}",
+                claims.sub
+            ),
+        ));
+    }
+    let key = parse_public_key(&dev.public_key)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    batch.verify(&key).map_err(|e| {
+        state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        reject(StatusCode::FORBIDDEN, e.to_string())
+    })?;
+    let batch_id = batch_id_text(&batch.header.batch_id);
+    let rows_n = batch.header.row_count;
+    if state
+        .warehouse
+        .batch_stored(org, &batch_id)
+        .await
+        .map_err(|e| warehouse_error(&state, e))?
+    {
+        state.metrics.batches_duplicate.fetch_add(1, Ordering::Relaxed);
+        return Ok(axum::Json(IngestResponse {
+            batch_id,
+            rows: rows_n,
+            duplicate: true,
+        }));
+    }
+    let rows = batch.rows().map_err(|e: WireError| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+    state
+        .warehouse
+        .store_batch(org, &batch.header, &rows)
+        .await
+        .map_err(|e| warehouse_error(&state, e))?;
+    let m = &state.metrics;
+    m.batches_stored.fetch_add(1, Ordering::Relaxed);
+    m.rows_stored.fetch_add(rows.len() as u64, Ordering::Relaxed);
+    m.ingest_seconds_total_micros
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    tracing::debug!(serial = %claims.sub, batch = %batch_id, rows = rows.len(), "batch stored");
+    Ok(axum::Json(IngestResponse {
+        batch_id,
+        rows: rows_n,
+        duplicate: false,
+    }))
+}

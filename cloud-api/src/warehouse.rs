@@ -1,0 +1,179 @@
+//! Reads and writes in ClickHouse: enrolled devices, the batch ledger, detections, matches.
+
+use clickhouse::{Client, Row};
+use polyvision_cloud_sync::wire::{BatchHeader, WireRow};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// An enrolled device.
+#[derive(Debug, Clone, PartialEq, Eq, Row, Serialize, Deserialize)]
+pub struct DeviceRecord {
+    /// Serial.
+    pub serial: String,
+    /// Organisation.
+    #[serde(with = "clickhouse::serde::uuid")]
+    pub organization_id: Uuid,
+    /// Ed25519 public key, base64url.
+    pub public_key: String,
+    /// Enrolment time, s since 1970.
+    pub enrolled_at: u32,
+    /// 1 when revoked.
+    pub revoked: u8,
+}
+
+#[derive(Debug, Row, Serialize)]
+struct DetectionRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    organization_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    match_id: Uuid,
+    created_at: u32,
+    frame: u32,
+    track: u32,
+    class: u8,
+    x_cm: i32,
+    y_cm: i32,
+    confidence: u8,
+}
+
+#[derive(Debug, Row, Serialize)]
+struct MatchRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    organization_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    match_id: Uuid,
+    device_serial: String,
+    started_at: u32,
+    started_ms: i64,
+    fps: f64,
+    updated_at: u32,
+}
+
+#[derive(Debug, Row, Serialize)]
+struct BatchRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    organization_id: Uuid,
+    batch_id: String,
+    device_serial: String,
+    #[serde(with = "clickhouse::serde::uuid")]
+    match_id: Uuid,
+    first_row: u64,
+    last_row: u64,
+    row_count: u32,
+    ingested_at: u32,
+}
+
+/// Hex text of a batch id.
+pub fn batch_id_text(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The ClickHouse side of the service.
+#[derive(Clone)]
+pub struct Warehouse {
+    client: Client,
+}
+
+type Result<T> = std::result::Result<T, clickhouse::error::Error>;
+
+impl Warehouse {
+    /// Uses `client` (database set).
+    pub fn new(client: Client) -> Self {
+        Warehouse { client }
+    }
+
+    /// The client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The newest record of `serial`, if enrolled.
+    pub async fn device(&self, serial: &str) -> Result<Option<DeviceRecord>> {
+        self.client
+            .query("SELECT ?fields FROM devices FINAL WHERE serial = ? LIMIT 1")
+            .bind(serial)
+            .fetch_optional()
+            .await
+    }
+
+    /// Enrols (or re-enrols) a device.
+    pub async fn enrol(&self, record: &DeviceRecord) -> Result<()> {
+        let mut insert = self.client.insert::<DeviceRecord>("devices").await?;
+        insert.write(record).await?;
+        insert.end().await
+    }
+
+    /// Whether organisation `org` already stored batch `batch_id`.
+    pub async fn batch_stored(&self, org: Uuid, batch_id: &str) -> Result<bool> {
+        let n: u64 = self
+            .client
+            .query("SELECT count() FROM ingested_batches WHERE organization_id = ? AND batch_id = ?")
+            .bind(org.to_string())
+            .bind(batch_id)
+            .fetch_one()
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Writes a batch: detections first, then the match row, then the ledger entry. A crash in
+    /// between leaves no ledger entry, so the device sends the batch again, and the detections
+    /// written twice collapse (their sorting key is their identity).
+    pub async fn store_batch(
+        &self,
+        org: Uuid,
+        header: &BatchHeader,
+        rows: &[WireRow],
+    ) -> Result<()> {
+        let match_id = Uuid::from_bytes(header.match_id);
+        let mut insert = self.client.insert::<DetectionRow>("detections").await?;
+        for r in rows {
+            let ms = header.frame_time_ms(r.frame);
+            insert
+                .write(&DetectionRow {
+                    organization_id: org,
+                    match_id,
+                    created_at: (ms.max(0) / 1000) as u32,
+                    frame: r.frame,
+                    track: r.track,
+                    class: r.class,
+                    x_cm: r.x_cm,
+                    y_cm: r.y_cm,
+                    confidence: r.conf,
+                })
+                .await?;
+        }
+        insert.end().await?;
+        let now = crate::auth::now_s() as u32;
+        let mut m = self.client.insert::<MatchRow>("matches").await?;
+        m.write(&MatchRow {
+            organization_id: org,
+            match_id,
+            device_serial: header.serial.clone(),
+            started_at: (header.match_started_ms.max(0) / 1000) as u32,
+            started_ms: header.match_started_ms,
+            fps: header.fps_milli as f64 / 1000.0,
+            updated_at: now,
+        })
+        .await?;
+        m.end().await?;
+        let mut b = self.client.insert::<BatchRow>("ingested_batches").await?;
+        b.write(&BatchRow {
+            organization_id: org,
+            batch_id: batch_id_text(&header.batch_id),
+            device_serial: header.serial.clone(),
+            match_id,
+            first_row: header.first_row,
+            last_row: header.last_row,
+            row_count: header.row_count,
+            ingested_at: now,
+        })
+        .await?;
+        b.end().await
+    }
+
+    /// Answers `SELECT 1`.
+    pub async fn ping(&self) -> Result<()> {
+        let _: u8 = self.client.query("SELECT 1").fetch_one().await?;
+        Ok(())
+    }
+}

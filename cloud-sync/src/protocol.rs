@@ -1,0 +1,66 @@
+//! The JSON messages of the device endpoints, shared by the uploader and the cloud service.
+
+use serde::{Deserialize, Serialize};
+
+/// Path of the challenge endpoint.
+pub const CHALLENGE_PATH: &str = "/v1/devices/challenge";
+/// Path of the token endpoint.
+pub const TOKEN_PATH: &str = "/v1/devices/token";
+/// Path of the batch ingest endpoint.
+pub const INGEST_PATH: &str = "/v1/ingest/batches";
+/// Content type of a batch.
+pub const BATCH_CONTENT_TYPE: &str = "application/vnd.polyvision.batch";
+
+/// Device → cloud: give me a nonce.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeRequest {
+    /// Device serial.
+    pub serial: String,
+}
+
+/// Cloud → device: sign this within `expires_in_s`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    /// Single-use nonce.
+    pub nonce: String,
+    /// Seconds it stays valid.
+    pub expires_in_s: u64,
+}
+
+/// Device → cloud: the signed nonce.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRequest {
+    /// Device serial.
+    pub serial: String,
+    /// The nonce received.
+    pub nonce: String,
+    /// Ed25519 signature of [`crate::identity::challenge_message`], base64url.
+    pub signature: String,
+}
+
+/// Cloud → device: a device token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// EdDSA JWT.
+    pub token: String,
+    /// Seconds it stays valid (counted on the device's own clock, so skew does not matter).
+    pub expires_in_s: u64,
+}
+
+/// Cloud → device: the batch is stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct IngestResponse {
+    /// Batch id, hex.
+    pub batch_id: String,
+    /// Rows in the batch.
+    pub rows: u32,
+    /// True when the batch had already been stored (nothing written twice).
+    pub duplicate: bool,
+}
+
+/// Any error answer from the cloud.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    /// What went wrong, for logs.
+    pub error: String,
+}
