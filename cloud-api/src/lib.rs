@@ -25,13 +25,15 @@
 //! # Parts
 //!
 //! [`schema`] (migrations), [`auth`] (nonces, device tokens), [`warehouse`] (ClickHouse reads
-//! and writes), [`service`] (routes, limits, metrics), [`openapi`].
+//! and writes), [`service`] (routes, limits, metrics), [`openapi`]; [`testing`] starts a
+//! ClickHouse server of its own for tests and benchmarks.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod openapi;
 pub mod schema;
 pub mod service;
+pub mod testing;
 pub mod warehouse;
 
 use std::net::SocketAddr;

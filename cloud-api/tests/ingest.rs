@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{ClickHouse, MemoryBuffer, Service, SharedBuffer, checksum_sql, enrol};
+use common::{ClickHouse, MemoryBuffer, Service, SharedBuffer, enrol};
 use ed25519_dalek::{Signer as _, SigningKey};
 use polyvision_cloud_sync::identity::{challenge_message, public_key_text, signature_text};
 use polyvision_cloud_sync::protocol::{
@@ -27,11 +27,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn stored(ch: &ClickHouse, db: &str) -> (u64, u64) {
-    let out = ch.query(&checksum_sql(db));
-    let mut it = out.split('\t');
-    let n = it.next().and_then(|v| v.parse().ok()).expect("count");
-    let s = it.next().and_then(|v| v.parse().ok()).unwrap_or(0);
-    (n, s)
+    ch.stored(db).expect("stored rows")
 }
 
 fn uploader(url: &str, serial: &str, key: &SigningKey, batch_rows: usize) -> Uploader {
@@ -45,7 +41,7 @@ fn uploader(url: &str, serial: &str, key: &SigningKey, batch_rows: usize) -> Upl
 
 #[test]
 fn a_match_arrives_once_even_when_sent_twice() {
-    let ch = ClickHouse::start();
+    let ch = ClickHouse::start().expect("ClickHouse");
     let dir = tempfile::tempdir().expect("tempdir");
     let svc = Service::start(&ch, dir.path(), "once", &[]);
     let rt = runtime();
@@ -86,7 +82,7 @@ fn a_match_arrives_once_even_when_sent_twice() {
     let status = again.status().lock().expect("lock").clone();
     assert_eq!(status.batches_duplicate, status.batches_sent);
     assert_eq!(stored(&ch, "once"), expected, "nothing stored twice");
-    let matches = ch.query("SELECT count() FROM once.matches FINAL");
+    let matches = ch.query("SELECT count() FROM once.matches FINAL").expect("query");
     assert_eq!(matches, "2");
 
     // A different cut of the same rows has other batch ids: the rows still collapse.
@@ -121,7 +117,7 @@ struct Attack {
 
 #[test]
 fn attacks_on_the_device_path_are_refused_and_write_nothing() {
-    let ch = ClickHouse::start();
+    let ch = ClickHouse::start().expect("ClickHouse");
     let dir = tempfile::tempdir().expect("tempdir");
     let svc = Service::start(&ch, dir.path(), "attacks", &[]);
     let rt = runtime();
@@ -289,7 +285,7 @@ fn attacks_on_the_device_path_are_refused_and_write_nothing() {
     }
     assert!(failed.is_empty(), "{failed:#?}");
     assert_eq!(stored(&ch, "attacks").0, 0, "nothing written");
-    assert_eq!(ch.query("SELECT count() FROM attacks.devices FINAL WHERE serial = 'PV-X'"), "0");
+    assert_eq!(ch.query("SELECT count() FROM attacks.devices FINAL WHERE serial = 'PV-X'").expect("query"), "0");
 
     // The genuine device still gets through.
     let mut up = uploader(&base, "PV-A", &key_a, 5000);

@@ -358,7 +358,7 @@ impl Uploader {
     /// Delivers one batch: retries until the cloud acknowledges or refuses it for good.
     async fn deliver(
         &mut self,
-        source: &mut dyn RowSource,
+        source: &mut (dyn RowSource + Send),
         batch: &PendingBatch,
     ) -> Result<(), SyncError> {
         let meta = BatchMeta {
@@ -433,7 +433,7 @@ impl Uploader {
     }
 
     /// Sends every unacknowledged row, then returns how many batches went out.
-    pub async fn sync_all(&mut self, source: &mut dyn RowSource) -> Result<u64, SyncError> {
+    pub async fn sync_all(&mut self, source: &mut (dyn RowSource + Send)) -> Result<u64, SyncError> {
         let mut sent = 0;
         loop {
             if self.stop.load(Ordering::Relaxed) {
@@ -456,7 +456,7 @@ impl Uploader {
     /// `wake` cuts a poll wait short (the operator's "sync now").
     pub async fn run(
         &mut self,
-        source: &mut dyn RowSource,
+        source: &mut (dyn RowSource + Send),
         wake: Arc<tokio::sync::Notify>,
     ) -> Result<(), SyncError> {
         loop {

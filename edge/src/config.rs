@@ -29,6 +29,8 @@ pub struct EdgeConfig {
     pub storage: StorageConfig,
     /// MQTT.
     pub mqtt: MqttConfig,
+    /// The cloud the buffer syncs to.
+    pub cloud: CloudConfig,
     /// Matches recorded at fixed times.
     #[serde(default)]
     pub schedule: Vec<ScheduledMatch>,
@@ -92,6 +94,25 @@ pub struct StorageConfig {
     pub min_free_mb: u64,
     /// Days acknowledged rows are kept.
     pub retention_days: f64,
+}
+
+/// `[cloud]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudConfig {
+    /// Base URL of the cloud service; empty: no sync.
+    pub endpoint: String,
+    /// The device's Ed25519 key (created on first start, mode 0600).
+    pub key_file: PathBuf,
+    /// Extra CA certificate (PEM) to trust.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Most rows per batch.
+    pub batch_rows: usize,
+    /// Bandwidth cap, kbit/s; 0: none.
+    pub max_kbit_s: u64,
+    /// Seconds between looks at a drained buffer.
+    pub poll_s: f64,
 }
 
 /// `[mqtt]`
@@ -279,6 +300,10 @@ impl EdgeConfig {
         resolve(&mut config.calibration.file);
         resolve(&mut config.detect.model);
         resolve(&mut config.storage.database);
+        resolve(&mut config.cloud.key_file);
+        if let Some(f) = config.cloud.ca_file.as_mut() {
+            resolve(f);
+        }
         for f in [&mut config.mqtt.password_file, &mut config.mqtt.ca_file]
             .into_iter()
             .flatten()
@@ -369,6 +394,32 @@ impl EdgeConfig {
             return Err(bad(
                 "storage.retention_days",
                 format!("{} is outside 0–3650", self.storage.retention_days),
+            ));
+        }
+        let endpoint = self.cloud.endpoint.trim();
+        if !endpoint.is_empty()
+            && !endpoint.starts_with("https://")
+            && !endpoint.starts_with("http://")
+        {
+            return Err(bad(
+                "cloud.endpoint",
+                format!("{endpoint:?} must start with https:// (http:// only for a local test)"),
+            ));
+        }
+        if !(1..=polyvision_cloud_sync::wire::MAX_ROWS as usize).contains(&self.cloud.batch_rows) {
+            return Err(bad(
+                "cloud.batch_rows",
+                format!(
+                    "{} is outside 1–{}",
+                    self.cloud.batch_rows,
+                    polyvision_cloud_sync::wire::MAX_ROWS
+                ),
+            ));
+        }
+        if !(self.cloud.poll_s >= 0.1 && self.cloud.poll_s <= 3600.0) {
+            return Err(bad(
+                "cloud.poll_s",
+                format!("{} is outside 0.1–3600", self.cloud.poll_s),
             ));
         }
         if !(self.mqtt.heartbeat_s >= 1.0 && self.mqtt.heartbeat_s <= 3600.0) {

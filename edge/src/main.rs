@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use polyvision_edge::calibration::ActiveCalibration;
 use polyvision_edge::config::{DEFAULT_CONFIG, EdgeConfig};
 use polyvision_edge::web::{AppState, router};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,6 +36,13 @@ enum Command {
     CheckConfig {
         /// Configuration file (TOML).
         config: PathBuf,
+    },
+    /// Print the rig's serial and Ed25519 public key for enrolment in the cloud (the key file
+    /// of `[cloud] key_file` is created, mode 0600, if it does not exist yet).
+    DeviceKey {
+        /// Configuration file (TOML); fields left out take the defaults (`print-config`).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// The whole pipeline on a rendered sample match (rendered first if missing) with the CPU
     /// backends; prints frames, detections, tracks, distances and where to look next.
@@ -138,6 +145,25 @@ fn run(cli: Cli) -> Result<()> {
             runtime.block_on(run_daemon(config, pin, start_match))
         }
         Command::CheckConfig { config } => check_config(&config),
+        Command::DeviceKey { config } => {
+            let config = match config {
+                Some(p) => EdgeConfig::load(&p)?,
+                None => EdgeConfig::from_toml("", Path::new("(defaults)"), Path::new("."))?,
+            };
+            let path = &config.cloud.key_file;
+            let (key, created) = polyvision_cloud_sync::identity::load_or_create(path)?;
+            println!("serial: {}", config.serial());
+            println!(
+                "public_key: {}",
+                polyvision_cloud_sync::identity::public_key_text(&key.verifying_key())
+            );
+            println!(
+                "key_file: {} ({})",
+                path.display(),
+                if created { "created now" } else { "existing" }
+            );
+            Ok(())
+        }
         Command::Calibrate { config } => {
             let config = EdgeConfig::load(&config)?;
             let pin = config.technician_pin()?;
@@ -197,6 +223,7 @@ async fn run_daemon(config: EdgeConfig, pin: String, start_match: bool) -> Resul
         .await
         .with_context(|| format!("listening on {listen}"))?;
     let mqtt = tokio::spawn(daemon::mqtt::run(shared.clone()));
+    let uploader = daemon::sync::start(shared.clone()).context("starting the uploader")?;
     tracing::info!(
         serial = %shared.serial,
         address = %listener.local_addr().map_or(listen.clone(), |a| a.to_string()),
@@ -226,6 +253,12 @@ async fn run_daemon(config: EdgeConfig, pin: String, start_match: bool) -> Resul
         tracing::error!(
             "the match runner did not finish within 60 s; its last second of rows may be lost"
         );
+    }
+    daemon::sync::stop(&shared);
+    if let Some(u) = uploader
+        && tokio::time::timeout(Duration::from_secs(10), u).await.is_err()
+    {
+        tracing::warn!("the uploader did not stop within 10 s; its batch in flight is sent again at the next start");
     }
     daemon::mqtt::goodbye(&shared).await;
     mqtt.abort();

@@ -4,26 +4,21 @@
 
 use polyvision_cloud_sync::uploader::{PendingBatch, RowSource};
 use polyvision_cloud_sync::wire::WireRow;
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub use polyvision_cloud_api::testing::{ClickHouse, row_hash};
+
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    polyvision_cloud_api::testing::free_port().expect("a free port")
 }
 
 fn wait_http(url: &str, what: &str, child: &mut Child, log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = reqwest::blocking_get(url)
-            && r
-        {
+        if let Ok((200, _)) = polyvision_cloud_api::testing::http("GET", url, None, b"") {
             return;
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -34,88 +29,6 @@ fn wait_http(url: &str, what: &str, child: &mut Child, log: &Path) {
         }
         assert!(Instant::now() < deadline, "{what} did not answer {url} within 30 s");
         std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Minimal blocking GET used while waiting for servers (no async runtime needed).
-mod reqwest {
-    use super::*;
-    pub fn blocking_get(url: &str) -> std::io::Result<bool> {
-        let rest = url.trim_start_matches("http://");
-        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let mut s = TcpStream::connect(host)?;
-        s.set_read_timeout(Some(Duration::from_secs(2)))?;
-        write!(s, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out.starts_with("HTTP/1.1 200") || out.starts_with("HTTP/1.0 200"))
-    }
-}
-
-/// A ClickHouse server of its own, on free ports, in a temporary directory.
-pub struct ClickHouse {
-    child: Child,
-    pub url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl ClickHouse {
-    pub fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let d = dir.path();
-        let http = free_port();
-        let tcp = free_port();
-        let users = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/clickhouse-users.xml");
-        let log = d.join("stderr.log");
-        let mut child = Command::new("/usr/sbin/clickhouse-server")
-            .arg("--config-file=/etc/clickhouse-server/config.xml")
-            .arg("--")
-            .arg("--listen_host=127.0.0.1")
-            .arg(format!("--http_port={http}"))
-            .arg(format!("--tcp_port={tcp}"))
-            .arg("--interserver_http_port=0")
-            .arg(format!("--path={}/", d.join("data").display()))
-            .arg(format!("--tmp_path={}/", d.join("tmp").display()))
-            .arg(format!("--user_files_path={}/", d.join("user_files").display()))
-            .arg(format!("--format_schema_path={}/", d.join("format_schemas").display()))
-            .arg(format!("--users_config={}", users.display()))
-            .arg(format!("--logger.log={}", d.join("server.log").display()))
-            .arg(format!("--logger.errorlog={}", d.join("server.err.log").display()))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).expect("log"))
-            .spawn()
-            .expect("start /usr/sbin/clickhouse-server (Debian package clickhouse-server; scripts/setup.sh --test installs it)");
-        let url = format!("http://127.0.0.1:{http}");
-        wait_http(&format!("{url}/ping"), "ClickHouse", &mut child, &log);
-        ClickHouse {
-            child,
-            url,
-            _dir: dir,
-        }
-    }
-
-    /// Runs a query over HTTP and returns its text output.
-    pub fn query(&self, sql: &str) -> String {
-        let host = self.url.trim_start_matches("http://");
-        let mut s = TcpStream::connect(host).expect("connect ClickHouse");
-        write!(
-            s,
-            "POST / HTTP/1.0\r\nHost: {host}\r\nContent-Length: {}\r\n\r\n{sql}",
-            sql.len()
-        )
-        .expect("send");
-        let mut out = String::new();
-        s.read_to_string(&mut out).expect("read");
-        let (head, body) = out.split_once("\r\n\r\n").unwrap_or((&out, ""));
-        assert!(head.contains(" 200 "), "query {sql}: {out}");
-        body.trim().to_string()
-    }
-}
-
-impl Drop for ClickHouse {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -272,40 +185,6 @@ impl MemoryBuffer {
         }
         (self.rows.len() as u64, sum)
     }
-}
-
-/// A row's contribution to the checksum; [`checksum_sql`] computes the same in ClickHouse.
-pub fn row_hash(match_id: &[u8; 16], r: &WireRow) -> u64 {
-    // A simple polynomial mix that ClickHouse can compute with integer arithmetic.
-    let m = u64::from_le_bytes(match_id[..8].try_into().expect("8 bytes"));
-    let mut h = m % 1_000_003;
-    for v in [
-        r.frame as u64,
-        r.track as u64,
-        (r.x_cm as i64 + 100_000) as u64,
-        (r.y_cm as i64 + 100_000) as u64,
-        r.class as u64,
-        r.conf as u64,
-    ] {
-        h = (h * 1_000_033 + v) % 4_294_967_311;
-    }
-    h
-}
-
-/// Rows and checksum of everything stored, each row counted once (`FINAL`).
-pub fn checksum_sql(db: &str) -> String {
-    let mut h = "(reinterpretAsUInt64(unhex(substring(replaceAll(toString(match_id), '-', ''), 1, 16))) % 1000003)".to_string();
-    for col in [
-        "frame",
-        "track",
-        "toUInt64(x_cm + 100000)",
-        "toUInt64(y_cm + 100000)",
-        "class",
-        "confidence",
-    ] {
-        h = format!("(({h} * 1000033 + {col}) % 4294967311)");
-    }
-    format!("SELECT count(), sum({h}) FROM {db}.detections FINAL FORMAT TabSeparated")
 }
 
 /// A buffer shared between uploader incarnations.

@@ -14,6 +14,7 @@
 pub mod disk;
 pub mod mqtt;
 pub mod schedule;
+pub mod sync;
 pub mod watchdog;
 pub mod web;
 
@@ -45,8 +46,12 @@ pub struct Status {
     pub disk_alarm: bool,
     /// The last match's end, or why it failed.
     pub last_match: Option<String>,
-    /// When the cloud last acknowledged a batch (no uploader yet: always `None`).
+    /// When the cloud last acknowledged a batch (UTC), if ever since the daemon started.
     pub last_sync: Option<String>,
+    /// Batches the cloud refused for good (kept in the buffer; an alarm).
+    pub sync_quarantined: u64,
+    /// The uploader's last failure, while it lasts.
+    pub sync_error: Option<String>,
 }
 
 /// A command to the match runner.
@@ -75,6 +80,10 @@ pub struct Shared {
     stop_current: Mutex<Option<Arc<AtomicBool>>>,
     /// Ticks of the runner's loop: proof of life while no match runs.
     pub runner_ticks: AtomicU64,
+    /// Wakes the uploader ("sync now").
+    pub sync_wake: Arc<tokio::sync::Notify>,
+    sync: Mutex<Option<Arc<Mutex<polyvision_cloud_sync::uploader::SyncStatus>>>>,
+    sync_stop: Mutex<Option<Arc<AtomicBool>>>,
 }
 
 impl Shared {
@@ -96,6 +105,21 @@ impl Shared {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Wakes the uploader; says what it is doing.
+    pub fn sync_now(&self) -> Result<String, String> {
+        let Some(status) = self.sync.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return Err("no cloud endpoint is configured ([cloud] endpoint)".into());
+        };
+        self.sync_wake.notify_one();
+        let s = status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(format!(
+            "sync started: {} rows waiting, last success {}",
+            s.backlog_rows,
+            s.last_success_ms
+                .map_or("never".into(), |ms| polyvision_calibration::file::rfc3339_utc((ms / 1000) as u64))
+        ))
     }
 
     /// Starts a match; waits for the runner's answer (the UUID, or why not).
@@ -204,7 +228,7 @@ pub fn start(
     calibration: Arc<ActiveCalibration>,
 ) -> anyhow::Result<(Arc<Shared>, std::thread::JoinHandle<()>)> {
     let mut store = Store::open(&config.storage.database)?;
-    let (unsynced, _) = store.counts()?;
+    let (_, unsynced) = store.counts()?;
     let (tx, rx) = channel();
     let shared = Arc::new(Shared {
         serial: config.serial(),
@@ -219,6 +243,9 @@ pub fn start(
         control: Mutex::new(tx),
         stop_current: Mutex::new(None),
         runner_ticks: AtomicU64::new(0),
+        sync_wake: Arc::default(),
+        sync: Mutex::new(None),
+        sync_stop: Mutex::new(None),
     });
     let retention_ms = (shared.config.storage.retention_days * 86_400_000.0) as i64;
     match store.purge(retention_ms) {
@@ -361,7 +388,7 @@ fn run_one(shared: &Arc<Shared>, store: &mut Store, reply: Sender<Result<String,
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = None;
     let stopped = store.stop_match();
-    let unsynced = store.counts().map(|c| c.0).ok();
+    let unsynced = store.counts().map(|c| c.1).ok();
     let summary = if disk_full(&outcome, &stopped) {
         tracing::error!(%uuid, "match stopped: the disk is full; stored rows are kept");
         shared.raise_disk_alarm(disk::free_mb(&shared.config.storage.database).unwrap_or(0));

@@ -100,6 +100,8 @@ pub fn heartbeat(shared: &Shared) -> Value {
         "disk_alarm": status.disk_alarm,
         "unsynced_rows": status.unsynced_rows,
         "last_sync": status.last_sync,
+        "sync_quarantined": status.sync_quarantined,
+        "sync_error": status.sync_error,
         "last_match": status.last_match,
     })
 }
@@ -110,7 +112,7 @@ async fn execute(shared: &Arc<Shared>, command: &str) -> (bool, String) {
     let outcome = match command {
         "start_match" => tokio::task::spawn_blocking(move || s.start_match("mqtt")).await,
         "stop_match" => tokio::task::spawn_blocking(move || s.stop_match("mqtt")).await,
-        "sync_now" => return (false, "this build has no uploader yet".into()),
+        "sync_now" => return shared.sync_now().map_or_else(|e| (false, e), |m| (true, m)),
         "snapshot" => tokio::task::spawn_blocking(move || super::web::snapshot(&s)).await,
         other => return (false, format!("unknown command {other:?}")),
     };

@@ -22,6 +22,11 @@ pub fn metrics_text(shared: &Shared) -> String {
             status.unsynced_rows as f64,
         ),
         (
+            "polyvision_sync_quarantined_batches",
+            "Batches the cloud refused for good, kept in the buffer (an alarm).",
+            status.sync_quarantined as f64,
+        ),
+        (
             "polyvision_disk_free_megabytes",
             "Free space on the buffer's filesystem.",
             status.disk_free_mb as f64,

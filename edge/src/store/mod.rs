@@ -14,12 +14,14 @@
 //! marked `"interrupted": true` in its metadata, and recording continues as a new match — a
 //! match's rows then never mix two recordings.
 
+mod sync_source;
+
 use crate::track::tracker::Class;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Errors of the buffer.
 #[derive(Debug, thiserror::Error)]
@@ -118,7 +120,7 @@ pub struct Store {
     path: PathBuf,
 }
 
-const MIGRATIONS: [&str; 1] = ["
+const MIGRATIONS: [&str; 2] = ["
     CREATE TABLE matches (
         seq INTEGER PRIMARY KEY,
         uuid BLOB NOT NULL UNIQUE,
@@ -141,11 +143,31 @@ const MIGRATIONS: [&str; 1] = ["
         value INTEGER NOT NULL
     );
     INSERT INTO sync (key, value) VALUES ('acknowledged', 0);
+", "
+    CREATE TABLE quarantine (
+        first_row INTEGER NOT NULL,
+        last_row INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        at_ms INTEGER NOT NULL
+    );
 "];
 
 impl Store {
-    /// Opens (creating or migrating) the database at `path`.
+    /// Opens (creating or migrating) the database at `path`, closing a match left open by a
+    /// power cut. For the match runner; the uploader uses [`Store::open_for_sync`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut store = Self::open_migrated(path)?;
+        store.close_interrupted()?;
+        Ok(store)
+    }
+
+    /// Opens a second connection to a buffer the daemon is recording into: migrated, but a
+    /// running match is left alone.
+    pub fn open_for_sync(path: &Path) -> Result<Self, StoreError> {
+        Self::open_migrated(path)
+    }
+
+    fn open_migrated(path: &Path) -> Result<Self, StoreError> {
         let sql = |source| StoreError::Sqlite {
             path: path.to_owned(),
             source,
@@ -177,7 +199,6 @@ impl Store {
                 .map_err(sql)?;
             tx.commit().map_err(sql)?;
         }
-        store.close_interrupted()?;
         Ok(store)
     }
 
@@ -368,13 +389,14 @@ impl Store {
     }
 
     /// Deletes acknowledged rows of matches stopped more than `retention_ms` ago; never a row
-    /// the cloud has not acknowledged. Returns how many were deleted.
+    /// the cloud has not acknowledged, nor a quarantined one. Returns how many were deleted.
     pub fn purge(&mut self, retention_ms: i64) -> Result<usize, StoreError> {
         let cutoff = now_ms() - retention_ms;
         self.conn
             .execute(
                 "DELETE FROM positions WHERE id <= (SELECT value FROM sync WHERE key = 'acknowledged')
-                 AND match_seq IN (SELECT seq FROM matches WHERE stopped_ms IS NOT NULL AND stopped_ms < ?1)",
+                 AND match_seq IN (SELECT seq FROM matches WHERE stopped_ms IS NOT NULL AND stopped_ms < ?1)
+                 AND NOT EXISTS (SELECT 1 FROM quarantine q WHERE positions.id BETWEEN q.first_row AND q.last_row)",
                 params![cutoff],
             )
             .map_err(|e| self.sql(e))
