@@ -197,3 +197,70 @@ pub fn checksum_sql(db: &str) -> String {
     }
     format!("SELECT count(), sum({h}) FROM {db}.detections FINAL FORMAT TabSeparated")
 }
+
+/// The cloud service running in this process on its own runtime, for tests and benchmarks.
+pub struct InProcessService {
+    /// Base URL.
+    pub url: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl InProcessService {
+    /// Serves database `database` of `clickhouse` with admin token `admin_token`, its signing
+    /// key in `dir`; waits until it is ready.
+    pub fn start(
+        clickhouse: &ClickHouse,
+        dir: &Path,
+        database: &str,
+        admin_token: &str,
+    ) -> anyhow::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let config = crate::ServerConfig {
+            listen: addr,
+            clickhouse_url: clickhouse.url.clone(),
+            clickhouse_user: None,
+            clickhouse_password: None,
+            database: database.into(),
+            signing_key: dir.join("service.key"),
+            token_lifetime: Duration::from_secs(86_400),
+            service: crate::service::ServiceConfig {
+                admin_token: Some(admin_token.into()),
+                device_rate_per_s: 1000.0,
+                device_burst: 1000.0,
+                ..Default::default()
+            },
+        };
+        let server = runtime.spawn(crate::serve(config, listener, std::future::pending()));
+        let url = format!("http://{addr}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !matches!(http("GET", &format!("{url}/readyz"), None, b""), Ok((200, _))) {
+            anyhow::ensure!(!server.is_finished(), "the service stopped while starting");
+            anyhow::ensure!(Instant::now() < deadline, "the service was not ready in 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(InProcessService { url, runtime })
+    }
+
+    /// The service's runtime (run clients on it too).
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    /// A counter from `/metrics` (0 when absent).
+    pub fn metric(&self, name: &str) -> f64 {
+        http("GET", &format!("{}/metrics", self.url), None, b"")
+            .map(|(_, body)| {
+                body.lines()
+                    .find(|l| l.starts_with(name))
+                    .and_then(|l| l.rsplit(' ').next())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0.0)
+            })
+            .unwrap_or(0.0)
+    }
+}

@@ -508,3 +508,86 @@ fn a_full_disk_stops_recording_raises_the_alarm_and_keeps_every_row() {
     let log = std::fs::read_to_string(dir.path().join("daemon.log")).unwrap_or_default();
     assert!(log.contains("ERROR") && log.contains("disk"), "{log}");
 }
+
+#[test]
+fn the_daemon_syncs_its_buffer_to_the_cloud_and_reports_it() {
+    use polyvision_cloud_api::testing::{ClickHouse, InProcessService, enrol};
+    use polyvision_edge::store::{PositionRow, Store};
+    use polyvision_edge::track::tracker::Class;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    small_rig(dir.path(), 1.0, false);
+    // A match recorded earlier, not synced yet (the link was down).
+    let db = dir.path().join("buffer.db");
+    let rows: Vec<PositionRow> = (0..5000u32)
+        .map(|i| PositionRow {
+            frame: i / 25,
+            track: i % 25 + 1,
+            x_m: (i % 25) as f64 * 4.0 + (i / 25) as f64 * 0.01,
+            y_m: 30.0 - (i / 25) as f64 * 0.02,
+            class: Class::Player,
+            conf: 0.9,
+        })
+        .collect();
+    {
+        let mut store = Store::open(&db).expect("buffer");
+        let m = store.start_match(25.0, "{}").expect("match");
+        store.append(m.seq, &rows).expect("rows");
+        store.stop_match().expect("stop");
+    }
+    let ch = ClickHouse::start().expect("ClickHouse");
+    let cloud = InProcessService::start(&ch, dir.path(), "rig", "daemon-test-admin-token").expect("cloud");
+    let (key, _) =
+        polyvision_cloud_sync::identity::load_or_create(&dir.path().join("device.key")).expect("key");
+    let public = polyvision_cloud_sync::identity::public_key_text(&key.verifying_key());
+    let org = "0190a1b2-0000-7000-8000-0000000000dd";
+    assert_eq!(
+        enrol(&cloud.url, "daemon-test-admin-token", SERIAL, &public, org).expect("enrol"),
+        201
+    );
+    let broker = Broker::start(dir.path(), free_port());
+    let (client, rx) = subscriber(broker.port);
+    let daemon = Daemon::start(
+        dir.path(),
+        &format!(
+            "[storage]\ndatabase = \"buffer.db\"\nmin_free_mb = 1\n\
+             [mqtt]\nhost = \"127.0.0.1\"\nport = {}\nheartbeat_s = 1\n\
+             [cloud]\nendpoint = \"{}\"\nkey_file = \"device.key\"\nbatch_rows = 1000\npoll_s = 0.5\n",
+            broker.port, cloud.url
+        ),
+        &[],
+    );
+    let log = daemon.log.clone();
+    let beat = expect(
+        &rx,
+        "heartbeat",
+        60,
+        |v| v["unsynced_rows"] == 0 && v["last_sync"].is_string(),
+        &log,
+    );
+    assert_eq!(beat["sync_quarantined"], 0, "{beat}");
+    assert_eq!(ch.stored("rig").expect("stored").0, 5000);
+    assert_eq!(daemon.metric("polyvision_unsynced_rows"), Some(0.0));
+    command(&client, "s1", "sync_now");
+    let ack = expect(&rx, "ack", 10, |v| v["id"] == "s1", &log);
+    assert_eq!(ack["ok"], true, "{ack}");
+    assert!(
+        ack["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("0 rows waiting"),
+        "{ack}"
+    );
+    daemon.terminate();
+    // The cursor is in the buffer: nothing left to send after a restart.
+    let acknowledged: i64 = rusqlite::Connection::open(&db)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT value FROM sync WHERE key = 'acknowledged'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .expect("cursor");
+    assert_eq!(acknowledged, 5000);
+}

@@ -127,7 +127,15 @@ impl RowSource for Store {
     }
 
     fn backlog(&mut self) -> Result<u64, String> {
-        self.counts().map(|c| c.1.max(0) as u64).map_err(|e| e.to_string())
+        // Ids after the cursor are contiguous (appends only; purges stay below the cursor), so
+        // the newest id minus the cursor is the backlog — a lookup, where counting would scan
+        // the whole table before every batch.
+        let newest: i64 = self
+            .conn
+            .query_row("SELECT coalesce(max(id), 0) FROM positions", [], |r| r.get(0))
+            .map_err(|e| e.to_string())?;
+        let acknowledged = self.acknowledged().map_err(|e| e.to_string())?;
+        Ok((newest - acknowledged).max(0) as u64)
     }
 }
 

@@ -1,0 +1,189 @@
+//! A full match from the rig's SQLite buffer into ClickHouse, end to end on loopback: the
+//! buffer, the uploader, the cloud service (in this process) and a real ClickHouse server.
+//! Prints the wire size per row next to JSON lines and zstd-compressed JSON lines of the same
+//! rows, the end-to-end time against the 10 s goal, and the ingest's own rows per second; fails
+//! only if ClickHouse does not hold exactly the buffer's rows.
+//!
+//! `POLYVISION_SYNC_ROWS` changes the match size (default 4.5 million rows).
+
+use polyvision_cloud_api::testing::{ClickHouse, InProcessService, enrol, row_hash};
+use polyvision_cloud_sync::identity::public_key_text;
+use polyvision_cloud_sync::uploader::{Uploader, UploaderConfig};
+use polyvision_edge::store::{PositionRow, Store};
+use polyvision_edge::track::tracker::Class;
+use rig_sim::motion::Motion as _;
+use rig_sim::motion::procedural::ProceduralMotion;
+use rig_sim::scene::{BALL_ID, Cast};
+use std::time::Instant;
+
+const ADMIN: &str = "bench-admin-token-0123456789";
+
+/// Rows of a procedural match as the tracker stores them: 22 players, 3 officials and the
+/// ball at 25 fps, positions with 4 cm of frame-to-frame jitter (a filtered track's noise),
+/// detection scores spread like the detector's, 5 % coasted rows (score 0).
+fn match_rows(rows_wanted: usize) -> Vec<PositionRow> {
+    let pitch = polyvision_calibration::PitchSize::default();
+    let per_frame = 26;
+    let frames = rows_wanted.div_ceil(per_frame);
+    let mut motion = ProceduralMotion::new(pitch, 25, frames as f64 / 25.0, 4242);
+    let cast = Cast::standard(4242);
+    let mut s = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rnd = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let gauss = move |r: &mut dyn FnMut() -> f64| {
+        let (u, v) = (r().max(1e-12), r());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    };
+    let mut out = Vec::with_capacity(frames * per_frame);
+    while let Some(f) = motion.next_frame() {
+        let mut objects: Vec<(u32, [f64; 2], Class)> = f
+            .people
+            .iter()
+            .map(|p| {
+                let class = match cast.person(p.id).map(|c| c.role.mot_class()) {
+                    Some(2) => Class::Goalkeeper,
+                    Some(3) => Class::Referee,
+                    _ => Class::Player,
+                };
+                (p.id + 1, p.pos, class)
+            })
+            .collect();
+        if let Some(b) = f.ball {
+            objects.push((BALL_ID + 1, [b.pos[0], b.pos[1]], Class::Ball));
+        }
+        for (track, pos, class) in objects {
+            let coasted = rnd() < 0.05;
+            let conf = if coasted {
+                0.0
+            } else if class == Class::Ball {
+                0.55 + 0.45 * rnd()
+            } else {
+                0.78 + 0.22 * rnd()
+            };
+            out.push(PositionRow {
+                frame: f.index as u32,
+                track,
+                x_m: pos[0] + 0.04 * gauss(&mut rnd),
+                y_m: pos[1] + 0.04 * gauss(&mut rnd),
+                class,
+                conf: conf as f32,
+            });
+        }
+        if out.len() >= rows_wanted {
+            break;
+        }
+    }
+    out.truncate(rows_wanted);
+    out
+}
+
+#[test]
+fn a_full_match_goes_from_the_buffer_into_clickhouse() {
+    let rows_wanted: usize = std::env::var("POLYVISION_SYNC_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4_500_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = Instant::now();
+    let rows = match_rows(rows_wanted);
+    let gen_s = t.elapsed().as_secs_f64();
+
+    // The buffer, written the way the pipeline writes it: one transaction per second of match.
+    let db = dir.path().join("buffer.db");
+    let mut store = Store::open(&db).expect("buffer");
+    let m = store.start_match(25.0, "{}").expect("match");
+    let t = Instant::now();
+    for chunk in rows.chunks(26 * 25) {
+        store.append(m.seq, chunk).expect("append");
+    }
+    store.stop_match().expect("stop");
+    let store_s = t.elapsed().as_secs_f64();
+
+    // What the buffer holds, as it will travel: checksum, JSON lines, zstd of JSON lines.
+    let mut source = Store::open_for_sync(&db).expect("sync connection");
+    let (mut expected_sum, mut json_bytes, mut n) = (0u64, 0usize, 0u64);
+    let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).expect("zstd");
+    let match_text = polyvision_edge::store::uuid_text(&m.uuid);
+    let mut after = 0i64;
+    loop {
+        let chunk = store.unsynced(after, 100_000).expect("read");
+        let Some(last) = chunk.last() else { break };
+        after = last.0;
+        for (_, _, p) in &chunk {
+            // The buffer's integers, as the batches carry them.
+            let r = polyvision_cloud_sync::wire::WireRow {
+                frame: p.frame,
+                track: p.track,
+                x_cm: (p.x_m * 100.0).round() as i32,
+                y_cm: (p.y_m * 100.0).round() as i32,
+                class: p.class.mot() as u8,
+                conf: (p.conf * 255.0).round() as u8,
+            };
+            expected_sum = expected_sum.wrapping_add(row_hash(&m.uuid, &r));
+            let line = format!(
+                "{{\"match_id\":\"{match_text}\",\"frame\":{},\"track\":{},\"class\":{},\"x_cm\":{},\"y_cm\":{},\"confidence\":{}}}\n",
+                r.frame, r.track, r.class, r.x_cm, r.y_cm, r.conf
+            );
+            json_bytes += line.len();
+            std::io::Write::write_all(&mut encoder, line.as_bytes()).expect("zstd");
+            n += 1;
+        }
+    }
+    let json_zstd_bytes = encoder.finish().expect("zstd").len();
+    assert_eq!(n, rows_wanted as u64);
+
+    // The cloud: ClickHouse and the service.
+    let ch = ClickHouse::start().expect("ClickHouse");
+    let service = InProcessService::start(&ch, dir.path(), "bench", ADMIN).expect("service");
+    let (rt, base) = (service.runtime(), service.url.clone());
+    let (key, _) = polyvision_cloud_sync::identity::load_or_create(&dir.path().join("device.key"))
+        .expect("device key");
+    let org = "0190a1b2-0000-7000-8000-0000000000be";
+    let status = enrol(&base, ADMIN, "PV-BENCH", &public_key_text(&key.verifying_key()), org)
+        .expect("enrol");
+    assert_eq!(status, 201);
+
+    // End to end: buffer → batches → HTTP → ClickHouse.
+    let mut config = UploaderConfig::new(&base, "PV-BENCH");
+    config.batch_rows = 100_000;
+    let mut uploader = Uploader::new(config, key).expect("uploader");
+    let t = Instant::now();
+    let batches = rt.block_on(uploader.sync_all(&mut source)).expect("sync");
+    let e2e_s = t.elapsed().as_secs_f64();
+    let st = uploader.status().lock().expect("status").clone();
+    let ingest_s = service.metric("polyvision_ingest_seconds_total_micros") / 1e6;
+
+    let t = Instant::now();
+    let stored = ch.stored("bench").expect("stored");
+    let check_s = t.elapsed().as_secs_f64();
+    let per_row = |b: usize| b as f64 / n as f64;
+    println!("match: {n} rows (26 objects × {} frames at 25 fps); generated in {gen_s:.1} s, written to the buffer in {store_s:.1} s", n / 26);
+    println!(
+        "wire size per row: batches {:.2} B ({:.1} MB), JSON lines {:.1} B ({:.1} MB), zstd(JSON lines) {:.2} B ({:.1} MB); batches are {:.0}x smaller than JSON, {:.2}x smaller than zstd JSON; goal <= 6 B/row",
+        per_row(st.bytes_sent as usize),
+        st.bytes_sent as f64 / 1e6,
+        per_row(json_bytes),
+        json_bytes as f64 / 1e6,
+        per_row(json_zstd_bytes),
+        json_zstd_bytes as f64 / 1e6,
+        json_bytes as f64 / st.bytes_sent as f64,
+        json_zstd_bytes as f64 / st.bytes_sent as f64,
+    );
+    println!(
+        "at 10 Mbit/s the match uploads in {:.1} s (goal <= 25 s)",
+        st.bytes_sent as f64 * 8.0 / 10e6
+    );
+    println!(
+        "end to end, buffer to ClickHouse on loopback: {e2e_s:.2} s for {batches} batches ({:.0} rows/s; goal <= 10 s); ingest alone (verify, decode, insert): {ingest_s:.2} s ({:.0} rows/s); checksum query {check_s:.2} s",
+        n as f64 / e2e_s,
+        n as f64 / ingest_s.max(1e-9)
+    );
+    assert_eq!(stored, (n, expected_sum), "ClickHouse holds exactly the buffer's rows");
+    assert_eq!(st.rows_sent, n);
+    let (_, unsynced) = source.counts().expect("counts");
+    assert_eq!(unsynced, 0);
+}
