@@ -55,7 +55,10 @@ FIGURE_TESTS=(true_homography_lands_where_the_renderer_draws
   foot_points_of_true_boxes_land_on_the_true_positions tracks_of_degraded_truth_keep_identities_and_metrics
   killing_the_writer_never_loses_or_duplicates_a_committed_row
   shipped_detector_meets_its_targets_on_held_out_clips
-  rendered_footage_goes_through_the_whole_pipeline_into_the_buffer)
+  rendered_footage_goes_through_the_whole_pipeline_into_the_buffer
+  a_match_arrives_once_even_when_sent_twice attacks_on_the_device_path_are_refused_and_write_nothing
+  a_thousand_batches_arrive_exactly_once_through_every_fault
+  a_full_match_goes_from_the_buffer_into_clickhouse the_decoder_survives_mutated_batches)
 # --no-fail-fast: one failing test binary must not hide the others.
 run_group tests cargo test --workspace --release --locked --no-fail-fast -- "${FIGURE_TESTS[@]/#/--skip=}"
 run_group docs env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release --locked
@@ -94,6 +97,19 @@ run_group pipeline cargo test --release --locked -p polyvision-edge --test pipel
 STORE_DB=$(mktemp -u --suffix .db)
 run_group store bash -c "cargo test --release --locked -p polyvision-edge --test store_crash -- --nocapture \
   && target/release/polyvision-edge bench-store --db '$STORE_DB'; status=\$?; rm -f '$STORE_DB'*; exit \$status"
+# The cloud path against ClickHouse 18.16 (each test starts its own server) and the service as
+# a real process: attacks on the device path refused, ~1,000 batches exactly once through cut
+# requests, lost acknowledgements, duplicates, service kills and uploader restarts; a full match
+# (4.5 million rows) from the SQLite buffer into ClickHouse with its wire size and time; the same
+# schema and queries on a current ClickHouse (chdb); the batch decoder fuzzed for 30 s.
+run_group cloud bash -c '
+  set -e
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+  cargo test --release --locked -p polyvision-cloud-api --test ingest --test exactly_once -- --nocapture --test-threads 1
+  cargo test --release --locked -p polyvision-edge --test sync -- --nocapture
+  .venv/bin/python scripts/check-clickhouse-sql.py
+  POLYVISION_FUZZ_SECONDS=30 cargo test --release --locked -p polyvision-cloud-sync --test fuzz -- --nocapture'
 # Our tracker against roboflow's trackers on the same detections, and our evaluator against
 # TrackEval.
 run_group trackers bash -c '
@@ -117,11 +133,11 @@ run_group render bash -c "target/release/rig-sim render --seconds 20 --out '$SIM
 rm -rf "$SIM_OUT"
 
 # Cargo's "test result:" lines, node's "# pass N" / "# fail N", and the OpenCV comparison as one.
-read -r passed failed < <(cat "$LOG_DIR"/{tests,geometry,calibration,tracking,detection,pipeline,store,web,opencv,trackers}.log 2>/dev/null | awk '
+read -r passed failed < <(cat "$LOG_DIR"/{tests,geometry,calibration,tracking,detection,pipeline,store,cloud,web,opencv,trackers}.log 2>/dev/null | awk '
   /^test result:/ { for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
   /^# pass [0-9]+$/ { p += $3 }
   /^# fail [0-9]+$/ { f += $3 }
-  /^compare-(opencv|opencv-kernels|trackers|coco|onnxruntime): ok$/ { p += 1 }
+  /^(compare-(opencv|opencv-kernels|trackers|coco|onnxruntime)|check-clickhouse-sql): ok$/ { p += 1 }
   /^compare-(opencv|opencv-kernels|trackers|coco|onnxruntime): failed$/ { f += 1 }
   END { print p + 0, f + 0 }')
 echo

@@ -99,7 +99,10 @@ fn hmac_sha256(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
 /// Compares secrets in time independent of where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let (ha, hb) = (Sha256::digest(a), Sha256::digest(b));
-    ha.iter().zip(hb.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    ha.iter()
+        .zip(hb.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
 }
 
 /// Issues and checks nonces and device tokens.
@@ -152,7 +155,10 @@ impl DeviceAuth {
         if raw.len() != 40 {
             return Err(bad("wrong length"));
         }
-        let mac = hmac_sha256(&self.nonce_key, &[serial.as_bytes(), &raw[..8], &raw[8..24]]);
+        let mac = hmac_sha256(
+            &self.nonce_key,
+            &[serial.as_bytes(), &raw[..8], &raw[8..24]],
+        );
         if !constant_time_eq(&mac[..16], &raw[24..]) {
             return Err(bad("not issued by this service for this device"));
         }
@@ -161,7 +167,9 @@ impl DeviceAuth {
         let issued = u64::from_le_bytes(issued);
         let now = now_s();
         if issued < self.started_s {
-            return Err(bad("issued before this service instance started; ask again"));
+            return Err(bad(
+                "issued before this service instance started; ask again",
+            ));
         }
         if now > issued + NONCE_LIFETIME_S {
             return Err(bad("expired; ask for a new one"));
@@ -269,7 +277,10 @@ mod tests {
         assert!(other.verify(&t).is_err(), "another service key");
         // alg: none
         let claims = t.split('.').nth(1).expect("claims");
-        let none = format!("{}.{claims}.", base64::Engine::encode(&b64(), r#"{"alg":"none","typ":"JWT"}"#));
+        let none = format!(
+            "{}.{claims}.",
+            base64::Engine::encode(&b64(), r#"{"alg":"none","typ":"JWT"}"#)
+        );
         assert!(a.verify(&none).is_err());
     }
 }

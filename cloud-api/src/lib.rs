@@ -24,13 +24,14 @@
 //!
 //! # Parts
 //!
-//! [`schema`] (migrations), [`auth`] (nonces, device tokens), [`warehouse`] (ClickHouse reads
+//! [`schema`] (migrations), [`queries`] (the SQL the service runs, in `cloud-api/queries/`), [`auth`] (nonces, device tokens), [`warehouse`] (ClickHouse reads
 //! and writes), [`service`] (routes, limits, metrics), [`openapi`]; [`testing`] starts a
 //! ClickHouse server of its own for tests and benchmarks.
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod openapi;
+pub mod queries;
 pub mod schema;
 pub mod service;
 pub mod testing;
@@ -90,7 +91,11 @@ pub async fn serve(
     tracing::info!(server = %report.server, applied = ?report.applied, waiting = ?report.waiting, "schema ready");
     let auth = auth::DeviceAuth::new(&key, config.token_lifetime).map_err(anyhow::Error::msg)?;
     let warehouse = warehouse::Warehouse::new(client.with_database(&config.database));
-    let state = Arc::new(service::AppState::new(warehouse, auth, config.service.clone()));
+    let state = Arc::new(service::AppState::new(
+        warehouse,
+        auth,
+        config.service.clone(),
+    ));
     let app = service::router(state.clone());
     tracing::info!(listen = %listener.local_addr()?, "cloud-api serving");
     let st = state.clone();

@@ -11,7 +11,11 @@ struct Args {
     #[arg(long, env = "POLYVISION_LISTEN", default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
     /// ClickHouse HTTP URL.
-    #[arg(long, env = "POLYVISION_CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
+    #[arg(
+        long,
+        env = "POLYVISION_CLICKHOUSE_URL",
+        default_value = "http://127.0.0.1:8123"
+    )]
     clickhouse_url: String,
     /// ClickHouse user.
     #[arg(long, env = "POLYVISION_CLICKHOUSE_USER")]
@@ -40,8 +44,7 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();

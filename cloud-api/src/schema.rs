@@ -100,7 +100,7 @@ pub struct MigrationReport {
 /// database set (the database may not exist yet).
 pub async fn migrate(client: &Client, database: &str) -> Result<MigrationReport, SchemaError> {
     let server: String = client
-        .query("SELECT version()")
+        .query(&crate::queries::SERVER_VERSION.sql())
         .fetch_one()
         .await
         .map_err(ch("asking the server version"))?;
@@ -111,14 +111,12 @@ pub async fn migrate(client: &Client, database: &str) -> Result<MigrationReport,
         .await
         .map_err(ch("creating the database"))?;
     let db = client.clone().with_database(database);
-    db.query(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (version UInt32, name String, applied_at DateTime) ENGINE = MergeTree ORDER BY version",
-    )
-    .execute()
-    .await
-    .map_err(ch("creating schema_migrations"))?;
+    db.query(&crate::queries::MIGRATIONS_TABLE.sql())
+        .execute()
+        .await
+        .map_err(ch("creating schema_migrations"))?;
     let done: Vec<u32> = db
-        .query("SELECT DISTINCT version FROM schema_migrations")
+        .query(&crate::queries::MIGRATIONS_APPLIED.sql())
         .fetch_all()
         .await
         .map_err(ch("reading schema_migrations"))?;
@@ -157,7 +155,7 @@ pub async fn migrate(client: &Client, database: &str) -> Result<MigrationReport,
                 .await
                 .map_err(ch(&format!("migration {v:03} {name}")))?;
         }
-        db.query("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, now())")
+        db.query(&crate::queries::MIGRATION_RECORD.sql())
             .bind(v)
             .bind(name)
             .execute()
@@ -177,7 +175,10 @@ mod tests {
     fn migration_files_split_and_declare_their_server() {
         let s = statements(MIGRATIONS[0].2);
         assert_eq!(s.len(), 4);
-        assert!(s.iter().all(|q| q.starts_with("CREATE TABLE IF NOT EXISTS")));
+        assert!(
+            s.iter()
+                .all(|q| q.starts_with("CREATE TABLE IF NOT EXISTS"))
+        );
         assert_eq!(required_server(MIGRATIONS[0].2), None);
         assert_eq!(required_server(MIGRATIONS[1].2), Some((19, 6)));
         assert_eq!(statements(MIGRATIONS[1].2).len(), 2);

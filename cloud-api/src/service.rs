@@ -145,7 +145,10 @@ impl IntoResponse for ApiError {
 }
 
 fn warehouse_error(state: &AppState, e: clickhouse::error::Error) -> ApiError {
-    state.metrics.warehouse_errors.fetch_add(1, Ordering::Relaxed);
+    state
+        .metrics
+        .warehouse_errors
+        .fetch_add(1, Ordering::Relaxed);
     tracing::warn!(error = %e, "ClickHouse failed; the client will retry");
     ApiError::unavailable(format!("storage unavailable: {e}"))
 }
@@ -247,11 +250,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         "Time spent storing batches, microseconds.",
         get(&m.ingest_seconds_total_micros),
     );
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        out,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 async fn openapi() -> Response {
@@ -308,7 +307,10 @@ async fn enrol(
     let given = bearer(&headers)?;
     if !constant_time_eq(given.as_bytes(), admin.as_bytes()) {
         state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "admin token refused"));
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "admin token refused",
+        ));
     }
     let req: EnrolRequest = json(&body)?;
     valid_serial(&req.serial)?;
@@ -496,23 +498,24 @@ async fn ingest(
     body: Bytes,
 ) -> Result<axum::Json<IngestResponse>, ApiError> {
     let started = Instant::now();
-    let claims = state
-        .auth
-        .verify(bearer(&headers)?)
-        .inspect_err(|_| {
-            state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-        })?;
+    let claims = state.auth.verify(bearer(&headers)?).inspect_err(|_| {
+        state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+    })?;
     rate_limit(&state, &claims.sub)?;
     state
         .metrics
         .bytes_received
         .fetch_add(body.len() as u64, Ordering::Relaxed);
     let reject = |status: StatusCode, e: String| {
-        state.metrics.batches_rejected.fetch_add(1, Ordering::Relaxed);
+        state
+            .metrics
+            .batches_rejected
+            .fetch_add(1, Ordering::Relaxed);
         tracing::warn!(serial = %claims.sub, error = %e, "batch refused");
         ApiError::new(status, e)
     };
-    let batch = SignedBatch::parse(&body).map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let batch =
+        SignedBatch::parse(&body).map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
     if batch.header.serial != claims.sub {
         return Err(reject(
             StatusCode::FORBIDDEN,
@@ -524,8 +527,12 @@ async fn ingest(
     }
     let dev = active_device(&state, &claims.sub).await?;
     // The organisation comes from the token; the enrolment must agree with it.
-    let org = Uuid::parse_str(&claims.org)
-        .map_err(|_| reject(StatusCode::FORBIDDEN, "token organisation is not a UUID".into()))?;
+    let org = Uuid::parse_str(&claims.org).map_err(|_| {
+        reject(
+            StatusCode::FORBIDDEN,
+            "token organisation is not a UUID".into(),
+        )
+    })?;
     if dev.organization_id != org {
         return Err(reject(
             StatusCode::FORBIDDEN,
@@ -549,14 +556,19 @@ async fn ingest(
         .await
         .map_err(|e| warehouse_error(&state, e))?
     {
-        state.metrics.batches_duplicate.fetch_add(1, Ordering::Relaxed);
+        state
+            .metrics
+            .batches_duplicate
+            .fetch_add(1, Ordering::Relaxed);
         return Ok(axum::Json(IngestResponse {
             batch_id,
             rows: rows_n,
             duplicate: true,
         }));
     }
-    let rows = batch.rows().map_err(|e: WireError| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let rows = batch
+        .rows()
+        .map_err(|e: WireError| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
     state
         .warehouse
         .store_batch(org, &batch.header, &rows)
@@ -564,7 +576,8 @@ async fn ingest(
         .map_err(|e| warehouse_error(&state, e))?;
     let m = &state.metrics;
     m.batches_stored.fetch_add(1, Ordering::Relaxed);
-    m.rows_stored.fetch_add(rows.len() as u64, Ordering::Relaxed);
+    m.rows_stored
+        .fetch_add(rows.len() as u64, Ordering::Relaxed);
     m.ingest_seconds_total_micros
         .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     tracing::debug!(serial = %claims.sub, batch = %batch_id, rows = rows.len(), "batch stored");

@@ -126,7 +126,9 @@ impl ClickHouse {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                return Err(std::io::Error::other("ClickHouse did not answer within 30 s"));
+                return Err(std::io::Error::other(
+                    "ClickHouse did not answer within 30 s",
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -141,7 +143,9 @@ impl ClickHouse {
     pub fn query(&self, sql: &str) -> std::io::Result<String> {
         let (status, body) = http("POST", &format!("{}/", self.url), None, sql.as_bytes())?;
         if status != 200 {
-            return Err(std::io::Error::other(format!("{sql}: HTTP {status}: {body}")));
+            return Err(std::io::Error::other(format!(
+                "{sql}: HTTP {status}: {body}"
+            )));
         }
         Ok(body.trim().to_string())
     }
@@ -238,9 +242,15 @@ impl InProcessService {
         let server = runtime.spawn(crate::serve(config, listener, std::future::pending()));
         let url = format!("http://{addr}");
         let deadline = Instant::now() + Duration::from_secs(30);
-        while !matches!(http("GET", &format!("{url}/readyz"), None, b""), Ok((200, _))) {
+        while !matches!(
+            http("GET", &format!("{url}/readyz"), None, b""),
+            Ok((200, _))
+        ) {
             anyhow::ensure!(!server.is_finished(), "the service stopped while starting");
-            anyhow::ensure!(Instant::now() < deadline, "the service was not ready in 30 s");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the service was not ready in 30 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(InProcessService { url, runtime })

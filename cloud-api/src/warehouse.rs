@@ -90,7 +90,7 @@ impl Warehouse {
     /// The newest record of `serial`, if enrolled.
     pub async fn device(&self, serial: &str) -> Result<Option<DeviceRecord>> {
         self.client
-            .query("SELECT ?fields FROM devices FINAL WHERE serial = ? LIMIT 1")
+            .query(&crate::queries::DEVICE.sql())
             .bind(serial)
             .fetch_optional()
             .await
@@ -107,7 +107,7 @@ impl Warehouse {
     pub async fn batch_stored(&self, org: Uuid, batch_id: &str) -> Result<bool> {
         let n: u64 = self
             .client
-            .query("SELECT count() FROM ingested_batches WHERE organization_id = ? AND batch_id = ?")
+            .query(&crate::queries::BATCH_STORED.sql())
             .bind(org.to_string())
             .bind(batch_id)
             .fetch_one()

@@ -165,7 +165,9 @@ fn a_thousand_batches_arrive_exactly_once_through_every_fault() {
     assert_eq!(status, 201);
 
     // 4 matches × 1,087 frames × 23 objects, 100 rows per batch: about 1,000 batches.
-    let buffer = SharedBuffer(Arc::new(Mutex::new(MemoryBuffer::simulated(4, 1087, 23, 99))));
+    let buffer = SharedBuffer(Arc::new(Mutex::new(MemoryBuffer::simulated(
+        4, 1087, 23, 99,
+    ))));
     let expected = buffer.0.lock().expect("buffer").checksum();
 
     let rng = Arc::new(Rng(Mutex::new(0x5eed_1234_abcd_0001)));
@@ -189,7 +191,8 @@ fn a_thousand_batches_arrive_exactly_once_through_every_fault() {
     let done = Arc::new(AtomicBool::new(false));
     let kills = Arc::new(AtomicU64::new(0));
     let killer = {
-        let (service, done, kills, rng) = (service.clone(), done.clone(), kills.clone(), rng.clone());
+        let (service, done, kills, rng) =
+            (service.clone(), done.clone(), kills.clone(), rng.clone());
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(1500 + rng.below(2000)));
@@ -221,9 +224,8 @@ fn a_thousand_batches_arrive_exactly_once_through_every_fault() {
         let status = uploader.status();
         let mut source = buffer.clone();
         let life = Duration::from_millis(2000 + rng.below(3000));
-        let finished = rt.block_on(async {
-            tokio::time::timeout(life, uploader.sync_all(&mut source)).await
-        });
+        let finished =
+            rt.block_on(async { tokio::time::timeout(life, uploader.sync_all(&mut source)).await });
         let s = status.lock().expect("status").clone();
         retries += s.retries;
         duplicates += s.batches_duplicate;
@@ -267,7 +269,10 @@ fn a_thousand_batches_arrive_exactly_once_through_every_fault() {
     );
     assert_eq!(stored, expected, "ClickHouse holds exactly the rig's rows");
     assert_eq!(b.acknowledged, b.rows.last().map_or(0, |r| r.0));
-    assert!(batches.parse::<u64>().unwrap_or(0) >= 1000, "{batches} batches");
+    assert!(
+        batches.parse::<u64>().unwrap_or(0) >= 1000,
+        "{batches} batches"
+    );
     // Every fault happened, several times.
     for (name, n) in [
         ("cut", c(&counts.cut)),

@@ -7,9 +7,7 @@ mod common;
 use common::{ClickHouse, MemoryBuffer, Service, SharedBuffer, enrol};
 use ed25519_dalek::{Signer as _, SigningKey};
 use polyvision_cloud_sync::identity::{challenge_message, public_key_text, signature_text};
-use polyvision_cloud_sync::protocol::{
-    BATCH_CONTENT_TYPE, ChallengeResponse, TokenResponse,
-};
+use polyvision_cloud_sync::protocol::{BATCH_CONTENT_TYPE, ChallengeResponse, TokenResponse};
 use polyvision_cloud_sync::uploader::{RowSource as _, Uploader, UploaderConfig};
 use polyvision_cloud_sync::wire::{BatchMeta, encode};
 use std::sync::{Arc, Mutex};
@@ -78,23 +76,31 @@ fn a_match_arrives_once_even_when_sent_twice() {
     // The acknowledgements were "lost": the rig sends everything again.
     buffer.0.lock().expect("lock").acknowledged = 0;
     let mut again = uploader(&svc.url(), "PV-ONCE-1", &key, 1000);
-    rt.block_on(again.sync_all(&mut source)).expect("sync again");
+    rt.block_on(again.sync_all(&mut source))
+        .expect("sync again");
     let status = again.status().lock().expect("lock").clone();
     assert_eq!(status.batches_duplicate, status.batches_sent);
     assert_eq!(stored(&ch, "once"), expected, "nothing stored twice");
-    let matches = ch.query("SELECT count() FROM once.matches FINAL").expect("query");
+    let matches = ch
+        .query("SELECT count() FROM once.matches FINAL")
+        .expect("query");
     assert_eq!(matches, "2");
 
     // A different cut of the same rows has other batch ids: the rows still collapse.
     buffer.0.lock().expect("lock").acknowledged = 0;
     let mut recut = uploader(&svc.url(), "PV-ONCE-1", &key, 777);
-    rt.block_on(recut.sync_all(&mut source)).expect("sync recut");
+    rt.block_on(recut.sync_all(&mut source))
+        .expect("sync recut");
     assert_eq!(stored(&ch, "once"), expected, "rows collapse by identity");
 
     // Metrics, health, OpenAPI.
     let body = rt.block_on(async {
         let c = reqwest::Client::new();
-        let m = c.get(format!("{}/metrics", svc.url())).send().await.expect("metrics");
+        let m = c
+            .get(format!("{}/metrics", svc.url()))
+            .send()
+            .await
+            .expect("metrics");
         let m = m.text().await.expect("text");
         let o = c
             .get(format!("{}/v1/openapi.json", svc.url()))
@@ -107,7 +113,10 @@ fn a_match_arrives_once_even_when_sent_twice() {
         assert!(o["paths"]["/v1/ingest/batches"]["post"].is_object());
         m
     });
-    assert!(body.contains("polyvision_ingest_batches_duplicate_total"), "{body}");
+    assert!(
+        body.contains("polyvision_ingest_batches_duplicate_total"),
+        "{body}"
+    );
 }
 
 struct Attack {
@@ -126,10 +135,40 @@ fn attacks_on_the_device_path_are_refused_and_write_nothing() {
     let key_b = SigningKey::from_bytes(&[22; 32]);
     let stranger = SigningKey::from_bytes(&[23; 32]);
     rt.block_on(async {
-        assert_eq!(enrol(&base, "PV-A", &public_key_text(&key_a.verifying_key()), ORG_A, false).await, 201);
-        assert_eq!(enrol(&base, "PV-B", &public_key_text(&key_b.verifying_key()), ORG_B, false).await, 201);
+        assert_eq!(
+            enrol(
+                &base,
+                "PV-A",
+                &public_key_text(&key_a.verifying_key()),
+                ORG_A,
+                false
+            )
+            .await,
+            201
+        );
+        assert_eq!(
+            enrol(
+                &base,
+                "PV-B",
+                &public_key_text(&key_b.verifying_key()),
+                ORG_B,
+                false
+            )
+            .await,
+            201
+        );
         // Re-enrolling with another key needs "replace".
-        assert_eq!(enrol(&base, "PV-A", &public_key_text(&stranger.verifying_key()), ORG_A, false).await, 409);
+        assert_eq!(
+            enrol(
+                &base,
+                "PV-A",
+                &public_key_text(&stranger.verifying_key()),
+                ORG_A,
+                false
+            )
+            .await,
+            409
+        );
     });
     let http = reqwest::Client::new();
     let token_for = |serial: &'static str, key: SigningKey| {
@@ -152,11 +191,20 @@ fn attacks_on_the_device_path_are_refused_and_write_nothing() {
                 .send()
                 .await
                 .expect("token");
-            (r.status().as_u16(), r.text().await.expect("body"), c.nonce, sig)
+            (
+                r.status().as_u16(),
+                r.text().await.expect("body"),
+                c.nonce,
+                sig,
+            )
         }
     };
     let batch = |serial: &str, key: &SigningKey| {
-        let rows = MemoryBuffer::simulated(1, 10, 5, 3).rows.iter().map(|r| r.2).collect::<Vec<_>>();
+        let rows = MemoryBuffer::simulated(1, 10, 5, 3)
+            .rows
+            .iter()
+            .map(|r| r.2)
+            .collect::<Vec<_>>();
         encode(
             &BatchMeta {
                 serial: serial.into(),
@@ -278,14 +326,25 @@ fn attacks_on_the_device_path_are_refused_and_write_nothing() {
     });
     let mut failed = Vec::new();
     for (attack, got, body) in &results {
-        println!("{:<58} → {got} {}", attack.name, body.chars().take(100).collect::<String>());
+        println!(
+            "{:<58} → {got} {}",
+            attack.name,
+            body.chars().take(100).collect::<String>()
+        );
         if *got != attack.status {
-            failed.push(format!("{}: expected {}, got {got} ({body})", attack.name, attack.status));
+            failed.push(format!(
+                "{}: expected {}, got {got} ({body})",
+                attack.name, attack.status
+            ));
         }
     }
     assert!(failed.is_empty(), "{failed:#?}");
     assert_eq!(stored(&ch, "attacks").0, 0, "nothing written");
-    assert_eq!(ch.query("SELECT count() FROM attacks.devices FINAL WHERE serial = 'PV-X'").expect("query"), "0");
+    assert_eq!(
+        ch.query("SELECT count() FROM attacks.devices FINAL WHERE serial = 'PV-X'")
+            .expect("query"),
+        "0"
+    );
 
     // The genuine device still gets through.
     let mut up = uploader(&base, "PV-A", &key_a, 5000);

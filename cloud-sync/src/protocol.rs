@@ -8,6 +8,8 @@ pub const CHALLENGE_PATH: &str = "/v1/devices/challenge";
 pub const TOKEN_PATH: &str = "/v1/devices/token";
 /// Path of the batch ingest endpoint.
 pub const INGEST_PATH: &str = "/v1/ingest/batches";
+/// Header carrying the serial on authentication requests, for load-balancer routing.
+pub const SERIAL_HEADER: &str = "X-Polyvision-Serial";
 /// Content type of a batch.
 pub const BATCH_CONTENT_TYPE: &str = "application/vnd.polyvision.batch";
 

@@ -12,7 +12,7 @@
 use crate::identity::{challenge_message, signature_text};
 use crate::protocol::{
     BATCH_CONTENT_TYPE, CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, INGEST_PATH,
-    IngestResponse, TOKEN_PATH, TokenRequest, TokenResponse,
+    IngestResponse, SERIAL_HEADER, TOKEN_PATH, TokenRequest, TokenResponse,
 };
 use crate::wire::{BatchMeta, WireRow, encode};
 use ed25519_dalek::{Signer as _, SigningKey};
@@ -279,6 +279,9 @@ impl Uploader {
         let r = self
             .http
             .post(format!("{base}{CHALLENGE_PATH}"))
+            // Lets a load balancer route a device's authentication to one instance (see the
+            // cloud service's auth module).
+            .header(SERIAL_HEADER, &self.config.serial)
             .json(&ChallengeRequest {
                 serial: self.config.serial.clone(),
             })
@@ -286,14 +289,14 @@ impl Uploader {
             .await
             .map_err(net)?;
         let challenge: ChallengeResponse = auth_answer(r).await?;
-        let signature = self.key.sign(&challenge_message(
-            &self.config.serial,
-            &challenge.nonce,
-        ));
+        let signature = self
+            .key
+            .sign(&challenge_message(&self.config.serial, &challenge.nonce));
         let asked = Instant::now();
         let r = self
             .http
             .post(format!("{base}{TOKEN_PATH}"))
+            .header(SERIAL_HEADER, &self.config.serial)
             .json(&TokenRequest {
                 serial: self.config.serial.clone(),
                 nonce: challenge.nonce,
@@ -369,7 +372,22 @@ impl Uploader {
             first_row: batch.first_row,
             last_row: batch.last_row,
         };
-        let bytes = encode(&meta, &batch.rows, &self.key)?;
+        let bytes = match encode(&meta, &batch.rows, &self.key) {
+            Ok(b) => b,
+            // Rows the format cannot carry will never go: keep them, say so, move on.
+            Err(e) => {
+                let reason = e.to_string();
+                tracing::error!(first_row = batch.first_row, last_row = batch.last_row, %reason, "buffer rows cannot be encoded: quarantined (kept, not synced); operator action needed");
+                source
+                    .quarantine(batch, &reason)
+                    .map_err(SyncError::Source)?;
+                self.update(|s| {
+                    s.batches_quarantined += 1;
+                    s.last_error = Some(reason);
+                });
+                return Ok(());
+            }
+        };
         let mut backoff = self.config.min_backoff;
         loop {
             let started = Instant::now();
@@ -433,7 +451,10 @@ impl Uploader {
     }
 
     /// Sends every unacknowledged row, then returns how many batches went out.
-    pub async fn sync_all(&mut self, source: &mut (dyn RowSource + Send)) -> Result<u64, SyncError> {
+    pub async fn sync_all(
+        &mut self,
+        source: &mut (dyn RowSource + Send),
+    ) -> Result<u64, SyncError> {
         let mut sent = 0;
         loop {
             if self.stop.load(Ordering::Relaxed) {
@@ -509,7 +530,10 @@ mod tests {
     fn answers_are_classified() {
         let ok = r#"{"batch_id":"ab","rows":3,"duplicate":true}"#;
         assert_eq!(classify(200, None, ok), Outcome::Done { duplicate: true });
-        assert!(matches!(classify(200, None, "<html>"), Outcome::Retry { .. }));
+        assert!(matches!(
+            classify(200, None, "<html>"),
+            Outcome::Retry { .. }
+        ));
         assert_eq!(classify(401, None, ""), Outcome::Reauthenticate);
         assert_eq!(
             classify(429, Some(Duration::from_secs(7)), ""),

@@ -522,7 +522,10 @@ fn parse_header(bytes: &[u8]) -> Result<BatchHeader, WireError> {
     }
     let row_count = r.u32("row count")?;
     if row_count == 0 || row_count > MAX_ROWS {
-        return Err(field("row count", format!("{row_count}, expected 1–{MAX_ROWS}")));
+        return Err(field(
+            "row count",
+            format!("{row_count}, expected 1–{MAX_ROWS}"),
+        ));
     }
     if (last_row - first_row) < row_count as u64 - 1 {
         return Err(field(
@@ -617,11 +620,17 @@ mod tests {
         let n = bytes.len();
         bytes[n - 70] ^= 1;
         let batch = SignedBatch::parse(&bytes).expect("layout still fine");
-        assert_eq!(batch.verify(&key.verifying_key()), Err(WireError::Signature));
+        assert_eq!(
+            batch.verify(&key.verifying_key()),
+            Err(WireError::Signature)
+        );
         let other = SigningKey::from_bytes(&[4; 32]);
         let good = encode(&meta(rows.len()), &rows, &key).expect("encode");
         let batch = SignedBatch::parse(&good).expect("parse");
-        assert_eq!(batch.verify(&other.verifying_key()), Err(WireError::Signature));
+        assert_eq!(
+            batch.verify(&other.verifying_key()),
+            Err(WireError::Signature)
+        );
     }
 
     #[test]

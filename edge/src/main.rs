@@ -256,9 +256,13 @@ async fn run_daemon(config: EdgeConfig, pin: String, start_match: bool) -> Resul
     }
     daemon::sync::stop(&shared);
     if let Some(u) = uploader
-        && tokio::time::timeout(Duration::from_secs(10), u).await.is_err()
+        && tokio::time::timeout(Duration::from_secs(10), u)
+            .await
+            .is_err()
     {
-        tracing::warn!("the uploader did not stop within 10 s; its batch in flight is sent again at the next start");
+        tracing::warn!(
+            "the uploader did not stop within 10 s; its batch in flight is sent again at the next start"
+        );
     }
     daemon::mqtt::goodbye(&shared).await;
     mqtt.abort();

@@ -536,9 +536,10 @@ fn the_daemon_syncs_its_buffer_to_the_cloud_and_reports_it() {
         store.stop_match().expect("stop");
     }
     let ch = ClickHouse::start().expect("ClickHouse");
-    let cloud = InProcessService::start(&ch, dir.path(), "rig", "daemon-test-admin-token").expect("cloud");
-    let (key, _) =
-        polyvision_cloud_sync::identity::load_or_create(&dir.path().join("device.key")).expect("key");
+    let cloud =
+        InProcessService::start(&ch, dir.path(), "rig", "daemon-test-admin-token").expect("cloud");
+    let (key, _) = polyvision_cloud_sync::identity::load_or_create(&dir.path().join("device.key"))
+        .expect("key");
     let public = polyvision_cloud_sync::identity::public_key_text(&key.verifying_key());
     let org = "0190a1b2-0000-7000-8000-0000000000dd";
     assert_eq!(

@@ -143,8 +143,14 @@ fn a_full_match_goes_from_the_buffer_into_clickhouse() {
     let (key, _) = polyvision_cloud_sync::identity::load_or_create(&dir.path().join("device.key"))
         .expect("device key");
     let org = "0190a1b2-0000-7000-8000-0000000000be";
-    let status = enrol(&base, ADMIN, "PV-BENCH", &public_key_text(&key.verifying_key()), org)
-        .expect("enrol");
+    let status = enrol(
+        &base,
+        ADMIN,
+        "PV-BENCH",
+        &public_key_text(&key.verifying_key()),
+        org,
+    )
+    .expect("enrol");
     assert_eq!(status, 201);
 
     // End to end: buffer → batches → HTTP → ClickHouse.
@@ -161,7 +167,10 @@ fn a_full_match_goes_from_the_buffer_into_clickhouse() {
     let stored = ch.stored("bench").expect("stored");
     let check_s = t.elapsed().as_secs_f64();
     let per_row = |b: usize| b as f64 / n as f64;
-    println!("match: {n} rows (26 objects × {} frames at 25 fps); generated in {gen_s:.1} s, written to the buffer in {store_s:.1} s", n / 26);
+    println!(
+        "match: {n} rows (26 objects × {} frames at 25 fps); generated in {gen_s:.1} s, written to the buffer in {store_s:.1} s",
+        n / 26
+    );
     println!(
         "wire size per row: batches {:.2} B ({:.1} MB), JSON lines {:.1} B ({:.1} MB), zstd(JSON lines) {:.2} B ({:.1} MB); batches are {:.0}x smaller than JSON, {:.2}x smaller than zstd JSON; goal <= 6 B/row",
         per_row(st.bytes_sent as usize),
@@ -182,7 +191,11 @@ fn a_full_match_goes_from_the_buffer_into_clickhouse() {
         n as f64 / e2e_s,
         n as f64 / ingest_s.max(1e-9)
     );
-    assert_eq!(stored, (n, expected_sum), "ClickHouse holds exactly the buffer's rows");
+    assert_eq!(
+        stored,
+        (n, expected_sum),
+        "ClickHouse holds exactly the buffer's rows"
+    );
     assert_eq!(st.rows_sent, n);
     let (_, unsynced) = source.counts().expect("counts");
     assert_eq!(unsynced, 0);

@@ -27,7 +27,10 @@ fn wait_http(url: &str, what: &str, child: &mut Child, log: &Path) {
                 std::fs::read_to_string(log).unwrap_or_default()
             );
         }
-        assert!(Instant::now() < deadline, "{what} did not answer {url} within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not answer {url} within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -72,7 +75,10 @@ impl Service {
             .arg(format!("--listen=127.0.0.1:{}", self.port))
             .arg(format!("--clickhouse-url={}", self.clickhouse_url))
             .arg(format!("--database={}", self.database))
-            .arg(format!("--signing-key={}", self.dir.join("service.key").display()))
+            .arg(format!(
+                "--signing-key={}",
+                self.dir.join("service.key").display()
+            ))
             .arg(format!(
                 "--admin-token-file={}",
                 self.dir.join("admin.token").display()
@@ -89,7 +95,12 @@ impl Service {
             )
             .spawn()
             .expect("start polyvision-cloud-api");
-        wait_http(&format!("{}/readyz", self.url()), "cloud-api", &mut child, &log);
+        wait_http(
+            &format!("{}/readyz", self.url()),
+            "cloud-api",
+            &mut child,
+            &log,
+        );
         self.child = Some(child);
     }
 
@@ -149,7 +160,8 @@ impl MemoryBuffer {
             let mut mid = [0u8; 16];
             mid[..8].copy_from_slice(&rnd().to_le_bytes());
             mid[8..].copy_from_slice(&(m as u64).to_le_bytes());
-            b.matches.push((mid, 1_790_000_000_000 + m as i64 * 7_200_000));
+            b.matches
+                .push((mid, 1_790_000_000_000 + m as i64 * 7_200_000));
             let mut pos: Vec<(i32, i32)> = (0..objects)
                 .map(|_| ((rnd() % 10_500) as i32, (rnd() % 6_800) as i32))
                 .collect();
@@ -195,7 +207,7 @@ impl RowSource for SharedBuffer {
     fn next_batch(&mut self, max_rows: usize) -> Result<Option<PendingBatch>, String> {
         let b = self.0.lock().map_err(|e| e.to_string())?;
         let start = b.rows.partition_point(|(id, _, _)| *id <= b.acknowledged);
-        let Some(&(_, m, _)) = b.rows.get(start).map(|r| r) else {
+        let Some(&(_, m, _)) = b.rows.get(start) else {
             return Ok(None);
         };
         let take: Vec<_> = b.rows[start..]

@@ -117,8 +117,9 @@ impl Shared {
         Ok(format!(
             "sync started: {} rows waiting, last success {}",
             s.backlog_rows,
-            s.last_success_ms
-                .map_or("never".into(), |ms| polyvision_calibration::file::rfc3339_utc((ms / 1000) as u64))
+            s.last_success_ms.map_or("never".into(), |ms| {
+                polyvision_calibration::file::rfc3339_utc((ms / 1000) as u64)
+            })
         ))
     }
 

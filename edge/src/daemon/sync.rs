@@ -31,10 +31,7 @@ pub fn start(shared: Arc<Shared>) -> anyhow::Result<Option<tokio::task::JoinHand
     let mut store = Store::open_for_sync(&shared.config.storage.database)?;
     let status = uploader.status();
     *shared.sync.lock().unwrap_or_else(|p| p.into_inner()) = Some(status.clone());
-    *shared
-        .sync_stop
-        .lock()
-        .unwrap_or_else(|p| p.into_inner()) = Some(uploader.stop_flag());
+    *shared.sync_stop.lock().unwrap_or_else(|p| p.into_inner()) = Some(uploader.stop_flag());
     let wake = shared.sync_wake.clone();
     // Mirror the uploader's figures into the daemon's status once a second.
     {

@@ -120,7 +120,8 @@ pub struct Store {
     path: PathBuf,
 }
 
-const MIGRATIONS: [&str; 2] = ["
+const MIGRATIONS: [&str; 2] = [
+    "
     CREATE TABLE matches (
         seq INTEGER PRIMARY KEY,
         uuid BLOB NOT NULL UNIQUE,
@@ -143,14 +144,16 @@ const MIGRATIONS: [&str; 2] = ["
         value INTEGER NOT NULL
     );
     INSERT INTO sync (key, value) VALUES ('acknowledged', 0);
-", "
+",
+    "
     CREATE TABLE quarantine (
         first_row INTEGER NOT NULL,
         last_row INTEGER NOT NULL,
         reason TEXT NOT NULL,
         at_ms INTEGER NOT NULL
     );
-"];
+",
+];
 
 impl Store {
     /// Opens (creating or migrating) the database at `path`, closing a match left open by a

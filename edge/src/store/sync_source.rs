@@ -132,7 +132,9 @@ impl RowSource for Store {
         // the whole table before every batch.
         let newest: i64 = self
             .conn
-            .query_row("SELECT coalesce(max(id), 0) FROM positions", [], |r| r.get(0))
+            .query_row("SELECT coalesce(max(id), 0) FROM positions", [], |r| {
+                r.get(0)
+            })
             .map_err(|e| e.to_string())?;
         let acknowledged = self.acknowledged().map_err(|e| e.to_string())?;
         Ok((newest - acknowledged).max(0) as u64)
@@ -158,7 +160,8 @@ mod tests {
             conf: 0.5,
         };
         let m1 = s.start_match(25.0, "{}").expect("m1");
-        s.append(m1.seq, &[row(0, 1), row(0, 2), row(1, 1)]).expect("rows");
+        s.append(m1.seq, &[row(0, 1), row(0, 2), row(1, 1)])
+            .expect("rows");
         s.stop_match().expect("stop");
         let m2 = s.start_match(30.0, "{}").expect("m2");
         s.append(m2.seq, &[row(0, 7)]).expect("rows");
@@ -168,7 +171,14 @@ mod tests {
         assert_eq!(b.fps_milli, 25_000);
         assert_eq!(
             b.rows[0],
-            WireRow { frame: 0, track: 1, x_cm: 1234, y_cm: -500, class: 4, conf: 128 }
+            WireRow {
+                frame: 0,
+                track: 1,
+                x_cm: 1234,
+                y_cm: -500,
+                class: 4,
+                conf: 128
+            }
         );
         assert_eq!(s.backlog().expect("backlog"), 4);
         RowSource::acknowledge(&mut s, 3).expect("ack");

@@ -1,0 +1,3 @@
+-- Records one applied migration.
+-- example: 1 | 'tables'
+INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, now())

@@ -1,0 +1,2 @@
+-- Versions applied so far.
+SELECT DISTINCT version FROM schema_migrations

@@ -1,0 +1,2 @@
+-- The server's version (decides which migrations apply).
+SELECT version()
