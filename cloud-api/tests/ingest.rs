@@ -351,6 +351,41 @@ fn attacks_on_the_device_path_are_refused_and_write_nothing() {
     let mut src = SharedBuffer(Arc::new(Mutex::new(MemoryBuffer::simulated(1, 20, 5, 9))));
     rt.block_on(up.sync_all(&mut src)).expect("genuine");
     assert_eq!(stored(&ch, "attacks").0, 100);
+
+    // A rig that floods the service is slowed down, not shut out: 429 with Retry-After.
+    let (limited, retry_after) = rt.block_on(async {
+        let (s, body, _, _) = token_for("PV-A", key_a.clone()).await;
+        assert_eq!(s, 200, "{body}");
+        let token = serde_json::from_str::<TokenResponse>(&body)
+            .expect("token")
+            .token;
+        let good = batch("PV-A", &key_a);
+        // Back to back: far faster than 20 batches/s, past the burst of 40.
+        let mut answers = Vec::new();
+        for _ in 0..80 {
+            answers.push(
+                http.post(format!("{base}/v1/ingest/batches"))
+                    .bearer_auth(&token)
+                    .body(good.clone())
+                    .send()
+                    .await,
+            );
+        }
+        let limited: Vec<_> = answers
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .filter(|r| r.status().as_u16() == 429)
+            .collect();
+        let retry_after = limited
+            .first()
+            .and_then(|r| r.headers().get("retry-after"))
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (limited.len(), retry_after)
+    });
+    println!("80 requests back to back: {limited} answered 429, Retry-After {retry_after:?}");
+    assert!(limited >= 20, "{limited} rate-limited answers");
+    assert!(retry_after.is_some());
 }
 
 fn base64_url(b: &[u8]) -> String {
