@@ -93,6 +93,22 @@ fn a_match_arrives_once_even_when_sent_twice() {
         .expect("sync recut");
     assert_eq!(stored(&ch, "once"), expected, "rows collapse by identity");
 
+    // The bandwidth cap paces the batches: ~51 kB at 25 kB/s takes about 2 s.
+    buffer.0.lock().expect("lock").acknowledged = 0;
+    let mut config = UploaderConfig::new(&svc.url(), "PV-ONCE-1");
+    config.batch_rows = 1000;
+    config.max_bytes_per_s = Some(25_000);
+    let mut capped = Uploader::new(config, key.clone()).expect("uploader");
+    let t = std::time::Instant::now();
+    rt.block_on(capped.sync_all(&mut source)).expect("capped");
+    let secs = t.elapsed().as_secs_f64();
+    let bytes = capped.status().lock().expect("lock").bytes_sent;
+    println!(
+        "capped at 25 kB/s: {bytes} bytes in {secs:.2} s ({:.1} kB/s)",
+        bytes as f64 / secs / 1000.0
+    );
+    assert!(bytes as f64 / secs <= 27_000.0, "{bytes} bytes in {secs} s");
+
     // Metrics, health, OpenAPI.
     let body = rt.block_on(async {
         let c = reqwest::Client::new();

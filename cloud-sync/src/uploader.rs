@@ -191,6 +191,22 @@ pub struct Uploader {
     stop: Arc<AtomicBool>,
 }
 
+/// An error with its causes ("error sending request: … : invalid peer certificate: UnknownIssuer"),
+/// so a log line says what actually failed.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -273,7 +289,7 @@ impl Uploader {
         }
         let base = &self.config.endpoint;
         let net = |e: reqwest::Error| Outcome::Retry {
-            reason: format!("authentication: {e}"),
+            reason: format!("authentication: {}", error_chain(&e)),
             after: None,
         };
         let r = self
@@ -336,7 +352,7 @@ impl Uploader {
             Ok(r) => r,
             Err(e) => {
                 return Outcome::Retry {
-                    reason: format!("network: {e}"),
+                    reason: format!("network: {}", error_chain(&e)),
                     after: None,
                 };
             }
