@@ -133,6 +133,11 @@ fn a_match_arrives_once_even_when_sent_twice() {
         body.contains("polyvision_ingest_batches_duplicate_total"),
         "{body}"
     );
+
+    // SIGTERM: the service finishes and exits cleanly.
+    let mut svc = svc;
+    let status = svc.terminate().expect("exited within 20 s");
+    assert!(status.success(), "{status}");
 }
 
 struct Attack {
