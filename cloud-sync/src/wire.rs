@@ -27,7 +27,8 @@
 //! The body, once decompressed, is six columns of N values each, in this order:
 //!
 //! 1. frame: the first as `varint`, each next one as the `varint` increase over the previous
-//!    (rows are in frame order);
+//!    (rows travel sorted by frame, then track: the encoder sorts them, since the tracker may
+//!    store a frame's rows after a later frame's);
 //! 2. track id: `zigzag varint` of the difference to the previous row's track (the first row's
 //!    difference is to 0) — tracks are listed in order within a frame, so this is mostly `+1`;
 //! 3. x, centimetres: `zigzag varint` of the difference to the same track's previous x in this
@@ -281,7 +282,7 @@ pub struct BatchMeta {
     pub last_row: u64,
 }
 
-/// Encodes and signs a batch (layout in the module doc).
+/// Encodes and signs a batch (layout in the module doc); rows in any order.
 pub fn encode(meta: &BatchMeta, rows: &[WireRow], key: &SigningKey) -> Result<Vec<u8>, WireError> {
     if meta.serial.is_empty() || meta.serial.len() > MAX_SERIAL_LEN {
         return Err(WireError::Encode(format!(
@@ -308,6 +309,9 @@ pub fn encode(meta: &BatchMeta, rows: &[WireRow], key: &SigningKey) -> Result<Ve
             meta.last_row
         )));
     }
+    let mut sorted = rows.to_vec();
+    sorted.sort_by_key(|r| (r.frame, r.track));
+    let rows = sorted.as_slice();
     let mut body = Vec::with_capacity(rows.len() * 8);
     let mut prev_frame = rows[0].frame;
     put_varint(&mut body, prev_frame);
@@ -657,11 +661,14 @@ mod tests {
     }
 
     #[test]
-    fn encoder_refuses_rows_out_of_frame_order() {
+    fn rows_in_any_order_travel_sorted_by_frame_and_track() {
         let key = SigningKey::from_bytes(&[3; 32]);
-        let mut rows = sample_rows(50);
-        rows.swap(0, 49);
-        let e = encode(&meta(50), &rows, &key).expect_err("out of order");
-        assert!(e.to_string().contains("follows frame"), "{e}");
+        let rows = sample_rows(50);
+        let mut shuffled = rows.clone();
+        shuffled.reverse();
+        shuffled.swap(3, 17);
+        let bytes = encode(&meta(50), &shuffled, &key).expect("encode");
+        let back = SignedBatch::parse(&bytes).expect("parse").rows().expect("rows");
+        assert_eq!(back, rows);
     }
 }
