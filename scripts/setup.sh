@@ -23,6 +23,8 @@ if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(mosquitto)
   # The cloud service's tests write to a real ClickHouse server (the tests start their own).
   PACKAGES+=(clickhouse-server)
+  # An RTSP camera for the daemon's tests (GStreamer's RTSP server from Debian's Python).
+  PACKAGES+=(python3-gi gir1.2-gst-rtsp-server-1.0)
   # Node.js may come from elsewhere (nodesource ships npm inside nodejs): only fill gaps.
   command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
   command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)

@@ -668,7 +668,10 @@ mod tests {
         shuffled.reverse();
         shuffled.swap(3, 17);
         let bytes = encode(&meta(50), &shuffled, &key).expect("encode");
-        let back = SignedBatch::parse(&bytes).expect("parse").rows().expect("rows");
+        let back = SignedBatch::parse(&bytes)
+            .expect("parse")
+            .rows()
+            .expect("rows");
         assert_eq!(back, rows);
     }
 }

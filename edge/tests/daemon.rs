@@ -592,3 +592,86 @@ fn the_daemon_syncs_its_buffer_to_the_cloud_and_reports_it() {
         .expect("cursor");
     assert_eq!(acknowledged, 5000);
 }
+
+/// An RTSP camera: GStreamer's RTSP server from Debian's Python (scripts/rtsp-test-server.py).
+struct RtspCamera {
+    child: Child,
+    port: u16,
+}
+
+impl RtspCamera {
+    fn start(port: u16) -> RtspCamera {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/rtsp-test-server.py");
+        let child = Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(port.to_string())
+            .args(["480", "270", "25"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the RTSP camera (python3-gi, gir1.2-gst-rtsp-server-1.0)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "RTSP camera not listening");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        RtspCamera { child, port }
+    }
+}
+
+impl Drop for RtspCamera {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn rtsp_cameras_feed_a_match_and_a_lost_stream_is_rebuilt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    small_rig(dir.path(), 1.0, false);
+    let camera = RtspCamera::start(free_port());
+    let url = format!("rtsp://127.0.0.1:{}/cam", camera.port);
+    let daemon = Daemon::start(
+        dir.path(),
+        &format!(
+            "[capture.left]\nsource = \"{url}\"\n[capture.right]\nsource = \"{url}\"\n\
+             [storage]\ndatabase = \"buffer.db\"\nmin_free_mb = 1\n"
+        ),
+        &["--start-match"],
+    );
+    let wait_frames = |above: f64, secs: u64, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while daemon.tracked_frames() <= above {
+            assert!(Instant::now() < deadline, "{what}:\n{}", daemon.log_text());
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    wait_frames(20.0, 60, "no frames from the RTSP cameras");
+
+    // The camera goes away (cable, power): the sources are rebuilt until it is back.
+    let port = camera.port;
+    drop(camera);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while daemon
+        .metric("polyvision_source_rebuilds_total")
+        .unwrap_or(0.0)
+        < 1.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the lost stream was not rebuilt:\n{}",
+            daemon.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let _camera = RtspCamera::start(port);
+    let frames = daemon.tracked_frames();
+    wait_frames(
+        frames + 20.0,
+        90,
+        "the match did not resume after the camera came back",
+    );
+    assert_eq!(daemon.metric("polyvision_match_running"), Some(1.0));
+    daemon.terminate();
+}
