@@ -46,7 +46,7 @@ def render(lock_path: Path) -> str:
         "# Regenerate after changing dependencies; CI runs it with --check.",
         "",
         "# from Cargo.lock",
-        'SRC_URI += " \\',
+        'SRC_URI += "\\',
     ]
     lines += [f"    crate://crates.io/{n}/{v};name={n}-{v} \\" for n, v, _ in crates]
     lines.append('"')

@@ -111,6 +111,10 @@ run_group cloud bash -c '
   cargo test --release --locked -p polyvision-edge --test sync -- --nocapture
   .venv/bin/python scripts/check-clickhouse-sql.py
   POLYVISION_FUZZ_SECONDS=30 cargo test --release --locked -p polyvision-cloud-sync --test fuzz -- --nocapture'
+# The Yocto layer without a bitbake build: oelint-adv, the crates list against Cargo.lock,
+# systemd-analyze verify and security on the unit, and the unit's ExecStart run for real
+# (READY=1, watchdog pings, SIGTERM).
+run_group yocto bash scripts/check-yocto.sh
 # Our tracker against roboflow's trackers on the same detections, and our evaluator against
 # TrackEval.
 run_group trackers bash -c '

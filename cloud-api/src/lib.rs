@@ -1,5 +1,5 @@
-//! The cloud service: device enrolment and authentication, and ingest of the rigs' batches into
-//! ClickHouse.
+//! The cloud service: device enrolment and authentication, ingest of the rigs' batches into
+//! ClickHouse, and what coaches read (user tokens, matches, heatmaps).
 //!
 //! # Exactly once
 //!
@@ -24,17 +24,20 @@
 //!
 //! # Parts
 //!
+//! [`users`] (coaches' and admins' RS256 tokens), [`analytics`] (matches, heatmaps),
 //! [`schema`] (migrations), [`queries`] (the SQL the service runs, in `cloud-api/queries/`), [`auth`] (nonces, device tokens), [`warehouse`] (ClickHouse reads
 //! and writes), [`service`] (routes, limits, metrics), [`openapi`]; [`testing`] starts a
 //! ClickHouse server of its own for tests and benchmarks.
 #![forbid(unsafe_code)]
 
+pub mod analytics;
 pub mod auth;
 pub mod openapi;
 pub mod queries;
 pub mod schema;
 pub mod service;
 pub mod testing;
+pub mod users;
 pub mod warehouse;
 
 use std::net::SocketAddr;
@@ -57,6 +60,8 @@ pub struct ServerConfig {
     pub signing_key: std::path::PathBuf,
     /// Device token lifetime.
     pub token_lifetime: std::time::Duration,
+    /// JWKS file with the public keys of user tokens (coaches, admins); none: no user API.
+    pub jwks: Option<std::path::PathBuf>,
     /// Handler settings.
     pub service: service::ServiceConfig,
 }
@@ -91,10 +96,20 @@ pub async fn serve(
     tracing::info!(server = %report.server, applied = ?report.applied, waiting = ?report.waiting, "schema ready");
     let auth = auth::DeviceAuth::new(&key, config.token_lifetime).map_err(anyhow::Error::msg)?;
     let warehouse = warehouse::Warehouse::new(client.with_database(&config.database));
+    let users = config
+        .jwks
+        .as_deref()
+        .map(users::UserKeys::load)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    if let Some(u) = &users {
+        tracing::info!(keys = ?u.key_ids(), "user tokens accepted");
+    }
     let state = Arc::new(service::AppState::new(
         warehouse,
         auth,
         config.service.clone(),
+        users,
     ));
     let app = service::router(state.clone());
     tracing::info!(listen = %listener.local_addr()?, "cloud-api serving");

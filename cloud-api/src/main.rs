@@ -3,10 +3,56 @@
 use clap::Parser;
 use std::time::Duration;
 
-/// The Polyvision cloud service: enrolment, device authentication, batch ingest.
+/// The Polyvision cloud service: enrolment, device authentication, batch ingest, the coaches'
+/// API. Without a subcommand it serves.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Admin>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// Administration of a self-hosted install.
+#[derive(clap::Subcommand, Debug)]
+enum Admin {
+    /// Make an RSA 2048 key pair for user tokens: DIR/KID.pem (private, 0600) and the public
+    /// key added to DIR/jwks.json (give that file to `--jwks`).
+    Keys {
+        /// Folder of the keys.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Key id (rotate by adding a new id, then removing the old one from jwks.json).
+        #[arg(long)]
+        kid: String,
+    },
+    /// Issue a user token (RS256) and print it.
+    Token {
+        /// The private key (DIR/KID.pem).
+        #[arg(long)]
+        key: std::path::PathBuf,
+        /// Its key id.
+        #[arg(long)]
+        kid: String,
+        /// The user (e-mail or name).
+        #[arg(long)]
+        sub: String,
+        /// Organisation UUID.
+        #[arg(long)]
+        org: String,
+        /// coach or admin.
+        #[arg(long, default_value = "coach")]
+        role: String,
+        /// Days the token stays valid.
+        #[arg(long, default_value_t = 7.0)]
+        days: f64,
+    },
+}
+
+/// Serving.
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "POLYVISION_LISTEN", default_value = "127.0.0.1:8080")]
     listen: std::net::SocketAddr,
@@ -39,6 +85,10 @@ struct Args {
     /// Batches per second each device may send (sustained; the burst is twice that).
     #[arg(long, default_value_t = 20.0)]
     device_rate: f64,
+    /// JWKS file with the public keys of user tokens (`keys` makes one); without it the
+    /// coaches' API answers 401.
+    #[arg(long, env = "POLYVISION_JWKS")]
+    jwks: Option<std::path::PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,7 +98,46 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let Args { command, serve } = Args::parse();
+    match command {
+        Some(Admin::Keys { dir, kid }) => {
+            let jwks = polyvision_cloud_api::users::new_key(&dir, &kid)?;
+            println!("private key: {}", dir.join(format!("{kid}.pem")).display());
+            println!("public keys: {}", jwks.display());
+            return Ok(());
+        }
+        Some(Admin::Token {
+            key,
+            kid,
+            sub,
+            org,
+            role,
+            days,
+        }) => {
+            let role = match role.as_str() {
+                "coach" => polyvision_cloud_api::users::Role::Coach,
+                "admin" => polyvision_cloud_api::users::Role::Admin,
+                other => anyhow::bail!("--role {other:?}: coach or admin"),
+            };
+            let org = uuid::Uuid::parse_str(&org)
+                .map_err(|e| anyhow::anyhow!("--org {org:?} is not a UUID: {e}"))?;
+            anyhow::ensure!(days > 0.0 && days <= 366.0, "--days must be within 0–366");
+            let pem =
+                std::fs::read(&key).map_err(|e| anyhow::anyhow!("key {}: {e}", key.display()))?;
+            let token = polyvision_cloud_api::users::issue(
+                &pem,
+                &kid,
+                &sub,
+                org,
+                role,
+                (days * 86_400.0) as u64,
+            )?;
+            println!("{token}");
+            return Ok(());
+        }
+        None => {}
+    }
+    let args = serve;
     let admin_token = match &args.admin_token_file {
         Some(p) => {
             let t = std::fs::read_to_string(p)
@@ -75,6 +164,7 @@ fn main() -> anyhow::Result<()> {
         database: args.database,
         signing_key: args.signing_key,
         token_lifetime: Duration::from_secs(args.token_days * 86_400),
+        jwks: args.jwks,
         service: polyvision_cloud_api::service::ServiceConfig {
             admin_token,
             device_rate_per_s: args.device_rate,

@@ -28,3 +28,9 @@ pub const MIGRATION_RECORD: Query = Query(include_str!("../queries/migration_rec
 pub const DEVICE: Query = Query(include_str!("../queries/device.sql"));
 /// Whether a batch is stored.
 pub const BATCH_STORED: Query = Query(include_str!("../queries/batch_stored.sql"));
+/// A match of an organisation.
+pub const MATCH_OF_ORG: Query = Query(include_str!("../queries/match_of_org.sql"));
+/// The organisation's matches.
+pub const MATCHES: Query = Query(include_str!("../queries/matches.sql"));
+/// Frames per pitch cell.
+pub const HEATMAP: Query = Query(include_str!("../queries/heatmap.sql"));

@@ -76,20 +76,37 @@ pub struct AppState {
     buckets: Mutex<HashMap<String, Bucket>>,
     metrics: Metrics,
     ready: AtomicBool,
+    users: Option<crate::users::UserKeys>,
 }
 
 impl AppState {
-    /// New state; `ready` once the schema is migrated.
-    pub fn new(warehouse: Warehouse, auth: DeviceAuth, config: ServiceConfig) -> Self {
+    /// New state; `users` checks coaches' and admins' tokens (none: that API is off).
+    pub fn new(
+        warehouse: Warehouse,
+        auth: DeviceAuth,
+        config: ServiceConfig,
+        users: Option<crate::users::UserKeys>,
+    ) -> Self {
         AppState {
             warehouse,
             auth,
             config,
+            users,
             devices: Mutex::default(),
             buckets: Mutex::default(),
             metrics: Metrics::default(),
             ready: AtomicBool::new(true),
         }
+    }
+
+    /// The user keys, when configured.
+    pub fn users(&self) -> Option<&crate::users::UserKeys> {
+        self.users.as_ref()
+    }
+
+    /// The ClickHouse side.
+    pub fn warehouse(&self) -> &Warehouse {
+        &self.warehouse
     }
 }
 
@@ -102,14 +119,16 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    /// An error with `status`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         ApiError {
             status,
             message: message.into(),
             retry_after_s: None,
         }
     }
-    fn unavailable(message: impl Into<String>) -> Self {
+    /// 503 with `Retry-After`.
+    pub fn unavailable(message: impl Into<String>) -> Self {
         ApiError {
             retry_after_s: Some(2),
             ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
@@ -164,6 +183,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(CHALLENGE_PATH, post(challenge))
         .route(TOKEN_PATH, post(token))
         .route(INGEST_PATH, post(ingest))
+        .route("/v1/matches", get(crate::analytics::list_matches))
+        .route("/v1/matches/{id}/heatmap", get(crate::analytics::heatmap))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -298,20 +319,34 @@ async fn enrol(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let Some(admin) = &state.config.admin_token else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "the factory API is disabled (no admin token configured)",
-        ));
-    };
+    // The factory's admin token enrols into any organisation; an admin user token only into
+    // its own.
     let given = bearer(&headers)?;
-    if !constant_time_eq(given.as_bytes(), admin.as_bytes()) {
-        state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "admin token refused",
-        ));
-    }
+    let factory = state
+        .config
+        .admin_token
+        .as_ref()
+        .is_some_and(|admin| constant_time_eq(given.as_bytes(), admin.as_bytes()));
+    let admin_of = if factory {
+        None
+    } else {
+        match state.users().map(|u| u.verify(given)) {
+            Some(Ok(user)) if user.role == crate::users::Role::Admin => Some(user.org),
+            Some(Ok(_)) => {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "enrolment needs the admin role",
+                ));
+            }
+            _ => {
+                state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "admin token refused",
+                ));
+            }
+        }
+    };
     let req: EnrolRequest = json(&body)?;
     valid_serial(&req.serial)?;
     parse_public_key(&req.public_key)
@@ -322,6 +357,14 @@ async fn enrol(
             format!("organization_id is not a UUID: {e}"),
         )
     })?;
+    if let Some(own) = admin_of
+        && own != org
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!("an admin of organisation {own} cannot enrol into {org}"),
+        ));
+    }
     let existing = state
         .warehouse
         .device(&req.serial)

@@ -218,6 +218,17 @@ impl InProcessService {
         database: &str,
         admin_token: &str,
     ) -> anyhow::Result<Self> {
+        Self::start_with_users(clickhouse, dir, database, admin_token, None)
+    }
+
+    /// [`InProcessService::start`], accepting user tokens of the keys in `jwks`.
+    pub fn start_with_users(
+        clickhouse: &ClickHouse,
+        dir: &Path,
+        database: &str,
+        admin_token: &str,
+        jwks: Option<&Path>,
+    ) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -232,6 +243,7 @@ impl InProcessService {
             database: database.into(),
             signing_key: dir.join("service.key"),
             token_lifetime: Duration::from_secs(86_400),
+            jwks: jwks.map(Path::to_path_buf),
             service: crate::service::ServiceConfig {
                 admin_token: Some(admin_token.into()),
                 device_rate_per_s: 1000.0,

@@ -138,7 +138,9 @@ fn a_full_match_goes_from_the_buffer_into_clickhouse() {
 
     // The cloud: ClickHouse and the service.
     let ch = ClickHouse::start().expect("ClickHouse");
-    let service = InProcessService::start(&ch, dir.path(), "bench", ADMIN).expect("service");
+    let jwks = polyvision_cloud_api::users::new_key(&dir.path().join("keys"), "k1").expect("keys");
+    let service = InProcessService::start_with_users(&ch, dir.path(), "bench", ADMIN, Some(&jwks))
+        .expect("service");
     let (rt, base) = (service.runtime(), service.url.clone());
     let (key, _) = polyvision_cloud_sync::identity::load_or_create(&dir.path().join("device.key"))
         .expect("device key");
@@ -195,6 +197,45 @@ fn a_full_match_goes_from_the_buffer_into_clickhouse() {
         stored,
         (n, expected_sum),
         "ClickHouse holds exactly the buffer's rows"
+    );
+
+    // What a coach asks of this match, timed through the HTTP API (median of 7).
+    let pem = std::fs::read(dir.path().join("keys/k1.pem")).expect("pem");
+    let coach = polyvision_cloud_api::users::issue(
+        &pem,
+        "k1",
+        "coach@club",
+        uuid::Uuid::parse_str(org).expect("org"),
+        polyvision_cloud_api::users::Role::Coach,
+        3600,
+    )
+    .expect("token");
+    let timed = |path: &str| -> (f64, String) {
+        let mut ms = Vec::new();
+        let mut body = String::new();
+        for _ in 0..7 {
+            let t = Instant::now();
+            let (status, b) = polyvision_cloud_api::testing::http(
+                "GET",
+                &format!("{base}{path}"),
+                Some(&coach),
+                b"",
+            )
+            .expect("request");
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(status, 200, "{path}: {b}");
+            body = b;
+        }
+        ms.sort_by(f64::total_cmp);
+        (ms[3], body)
+    };
+    let (list_ms, _) = timed("/v1/matches");
+    let (one_ms, one) = timed(&format!("/v1/matches/{match_text}/heatmap?track=1"));
+    let (all_ms, _) = timed(&format!("/v1/matches/{match_text}/heatmap?class=1"));
+    let one: serde_json::Value = serde_json::from_str(&one).expect("json");
+    println!(
+        "coach queries on this match: heatmap of one player {one_ms:.0} ms (goal <= 50 ms; {:.0} s on the pitch), heatmap of all outfield players {all_ms:.0} ms, match list {list_ms:.0} ms",
+        one["total_s"].as_f64().unwrap_or(0.0)
     );
     assert_eq!(st.rows_sent, n);
     let (_, unsynced) = source.counts().expect("counts");

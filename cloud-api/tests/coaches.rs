@@ -1,0 +1,291 @@
+//! The coaches' API against a real ClickHouse server: user tokens (RS256 by key id from a JWKS
+//! file, rotation without restart), and a matrix of two organisations × every endpoint showing
+//! that no token ever sees the other organisation's data; refused tokens of every kind.
+
+mod common;
+
+use common::{MemoryBuffer, SharedBuffer};
+use ed25519_dalek::SigningKey;
+use polyvision_cloud_api::testing::{ClickHouse, InProcessService, enrol, http};
+use polyvision_cloud_api::users::{Role, issue, new_key};
+use polyvision_cloud_sync::identity::public_key_text;
+use polyvision_cloud_sync::uploader::{Uploader, UploaderConfig};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use uuid::Uuid;
+
+const ADMIN: &str = "coaches-test-admin-token";
+const ORG_A: &str = "0190a1b2-0000-7000-8000-0000000000a1";
+const ORG_B: &str = "0190a1b2-0000-7000-8000-0000000000b2";
+
+fn get(url: &str, token: &str) -> (u16, serde_json::Value) {
+    let (status, body) = http("GET", url, Some(token), b"").expect("request");
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[test]
+fn no_token_ever_sees_another_organisations_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let keys = dir.path().join("keys");
+    let jwks = new_key(&keys, "k1").expect("key k1");
+    let ch = ClickHouse::start().expect("ClickHouse");
+    let svc = InProcessService::start_with_users(&ch, dir.path(), "coaches", ADMIN, Some(&jwks))
+        .expect("service");
+    let base = svc.url.clone();
+
+    // Each organisation has a rig and one recorded match (400 frames × 23 tracks).
+    let mut match_of = std::collections::HashMap::new();
+    for (org, serial, seed) in [(ORG_A, "PV-A1", 1u8), (ORG_B, "PV-B1", 2u8)] {
+        let key = SigningKey::from_bytes(&[seed; 32]);
+        assert_eq!(
+            enrol(
+                &base,
+                ADMIN,
+                serial,
+                &public_key_text(&key.verifying_key()),
+                org
+            )
+            .expect("enrol"),
+            201
+        );
+        let buffer = MemoryBuffer::simulated(1, 400, 23, seed as u64);
+        let match_id = Uuid::from_bytes(buffer.matches[0].0).to_string();
+        let mut source = SharedBuffer(Arc::new(Mutex::new(buffer)));
+        let mut up = Uploader::new(UploaderConfig::new(&base, serial), key).expect("uploader");
+        svc.runtime()
+            .block_on(up.sync_all(&mut source))
+            .expect("sync");
+        match_of.insert(org, match_id);
+    }
+    let pem = std::fs::read(keys.join("k1.pem")).expect("pem");
+    let token = |org: &str, role: Role| {
+        issue(
+            &pem,
+            "k1",
+            "someone@club",
+            Uuid::parse_str(org).expect("uuid"),
+            role,
+            3600,
+        )
+        .expect("token")
+    };
+    let coach_a = token(ORG_A, Role::Coach);
+    let coach_b = token(ORG_B, Role::Coach);
+    let admin_a = token(ORG_A, Role::Admin);
+
+    // The matrix: every token × every endpoint × both organisations' matches.
+    let mut checked = 0;
+    for (who, tok, own) in [
+        ("coach A", &coach_a, ORG_A),
+        ("coach B", &coach_b, ORG_B),
+        ("admin A", &admin_a, ORG_A),
+    ] {
+        let other = if own == ORG_A { ORG_B } else { ORG_A };
+        let (status, list) = get(&format!("{base}/v1/matches"), tok);
+        assert_eq!(status, 200, "{who}: {list}");
+        let ids: Vec<&str> = list["matches"]
+            .as_array()
+            .expect("matches")
+            .iter()
+            .filter_map(|m| m["match_id"].as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            vec![match_of[own].as_str()],
+            "{who} sees exactly its match"
+        );
+        assert_eq!(list["matches"][0]["frames"], 400);
+        assert_eq!(list["matches"][0]["tracks"], 23);
+        checked += 1;
+        for query in ["", "?track=1", "?class=4&cell_m=5", "?from_s=8&to_s=16"] {
+            let (status, map) = get(
+                &format!("{base}/v1/matches/{}/heatmap{query}", match_of[own]),
+                tok,
+            );
+            assert_eq!(status, 200, "{who} {query}: {map}");
+            let (status, _) = get(
+                &format!("{base}/v1/matches/{}/heatmap{query}", match_of[other]),
+                tok,
+            );
+            assert_eq!(
+                status, 404,
+                "{who} must not see the other organisation's match"
+            );
+            checked += 2;
+        }
+        // The numbers: one track is on the pitch all 400 frames (16 s at 25 fps).
+        let (_, one) = get(
+            &format!("{base}/v1/matches/{}/heatmap?track=1", match_of[own]),
+            tok,
+        );
+        assert!(
+            (one["total_s"].as_f64().unwrap_or(0.0) - 16.0).abs() < 1e-9,
+            "{one}"
+        );
+        let (_, all) = get(&format!("{base}/v1/matches/{}/heatmap", match_of[own]), tok);
+        assert!((all["total_s"].as_f64().unwrap_or(0.0) - 16.0 * 23.0).abs() < 1e-6);
+        let (_, half) = get(
+            &format!(
+                "{base}/v1/matches/{}/heatmap?track=1&from_s=8",
+                match_of[own]
+            ),
+            tok,
+        );
+        assert!(
+            (half["total_s"].as_f64().unwrap_or(0.0) - 8.0).abs() < 1e-9,
+            "{half}"
+        );
+    }
+    println!("isolation matrix: {checked} requests, none crossed organisations");
+
+    // Enrolment: coaches cannot, an admin only into its own organisation.
+    let body = |org: &str| {
+        serde_json::json!({
+            "serial": "PV-NEW", "organization_id": org,
+            "public_key": public_key_text(&SigningKey::from_bytes(&[9; 32]).verifying_key()),
+        })
+        .to_string()
+    };
+    let enrol_with = |tok: &str, org: &str| {
+        http(
+            "POST",
+            &format!("{base}/v1/factory/devices"),
+            Some(tok),
+            body(org).as_bytes(),
+        )
+        .expect("enrol")
+        .0
+    };
+    assert_eq!(enrol_with(&coach_a, ORG_A), 403);
+    assert_eq!(enrol_with(&admin_a, ORG_B), 403);
+    assert_eq!(enrol_with(&admin_a, ORG_A), 201);
+
+    // Refused tokens.
+    let b64 =
+        |b: &[u8]| base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, b);
+    let claims = coach_a.split('.').nth(1).expect("claims").to_string();
+    let other_key_dir = dir.path().join("elsewhere");
+    new_key(&other_key_dir, "k1").expect("stranger key");
+    let stranger = std::fs::read(other_key_dir.join("k1.pem")).expect("pem");
+    let now = polyvision_cloud_api::auth::now_s();
+    let expired = {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        h.kid = Some("k1".into());
+        jsonwebtoken::encode(
+            &h,
+            &serde_json::json!({"sub": "x", "org": ORG_A, "role": "coach", "aud": "polyvision-api", "exp": now - 3600}),
+            &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).expect("key"),
+        )
+        .expect("expired")
+    };
+    let jwk_n =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&jwks).expect("jwks"))
+            .expect("json")["keys"][0]["n"]
+            .as_str()
+            .expect("n")
+            .to_string();
+    let hs256 = {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        h.kid = Some("k1".into());
+        jsonwebtoken::encode(
+            &h,
+            &serde_json::json!({"sub": "x", "org": ORG_A, "role": "coach", "aud": "polyvision-api", "exp": now + 3600}),
+            &jsonwebtoken::EncodingKey::from_secret(jwk_n.as_bytes()),
+        )
+        .expect("hs256")
+    };
+    let wrong_aud = {
+        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        h.kid = Some("k1".into());
+        jsonwebtoken::encode(
+            &h,
+            &serde_json::json!({"sub": "x", "org": ORG_A, "role": "coach", "aud": "polyvision-ingest", "exp": now + 3600}),
+            &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).expect("key"),
+        )
+        .expect("aud")
+    };
+    let refused = [
+        ("expired", expired),
+        (
+            "alg none",
+            format!("{}.{claims}.", b64(br#"{"alg":"none","kid":"k1"}"#)),
+        ),
+        ("HS256 keyed with the public key", hs256),
+        (
+            "signed by a key not in the JWKS under a known kid",
+            issue(
+                &stranger,
+                "k1",
+                "x",
+                Uuid::parse_str(ORG_A).expect("uuid"),
+                Role::Admin,
+                3600,
+            )
+            .expect("t"),
+        ),
+        (
+            "unknown kid",
+            issue(
+                &pem,
+                "k9",
+                "x",
+                Uuid::parse_str(ORG_A).expect("uuid"),
+                Role::Coach,
+                3600,
+            )
+            .expect("t"),
+        ),
+        ("wrong audience", wrong_aud),
+        ("garbage", "not.a.token".into()),
+    ];
+    for (name, tok) in &refused {
+        let (status, body) = get(&format!("{base}/v1/matches"), tok);
+        println!(
+            "{name:<52} → {status} {}",
+            body["error"].as_str().unwrap_or("")
+        );
+        assert_eq!(status, 401, "{name}");
+    }
+
+    // Rotation without a restart: a new key is accepted once added, the old one refused once
+    // removed.
+    new_key(&keys, "k2").expect("key k2");
+    let pem2 = std::fs::read(keys.join("k2.pem")).expect("pem2");
+    let coach_a2 = issue(
+        &pem2,
+        "k2",
+        "coach@club",
+        Uuid::parse_str(ORG_A).expect("uuid"),
+        Role::Coach,
+        3600,
+    )
+    .expect("token k2");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        get(&format!("{base}/v1/matches"), &coach_a2).0,
+        200,
+        "new key accepted"
+    );
+    assert_eq!(
+        get(&format!("{base}/v1/matches"), &coach_a).0,
+        200,
+        "old key still accepted"
+    );
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&jwks).expect("jwks")).expect("json");
+    doc["keys"]
+        .as_array_mut()
+        .expect("keys")
+        .retain(|k| k["kid"] != "k1");
+    std::fs::write(&jwks, doc.to_string()).expect("write jwks");
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        get(&format!("{base}/v1/matches"), &coach_a).0,
+        401,
+        "old key retired"
+    );
+    assert_eq!(get(&format!("{base}/v1/matches"), &coach_a2).0, 200);
+}
