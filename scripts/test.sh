@@ -59,7 +59,7 @@ FIGURE_TESTS=(true_homography_lands_where_the_renderer_draws
   a_match_arrives_once_even_when_sent_twice attacks_on_the_device_path_are_refused_and_write_nothing
   a_thousand_batches_arrive_exactly_once_through_every_fault
   a_full_match_goes_from_the_buffer_into_clickhouse the_decoder_survives_mutated_batches
-  the_uploader_trusts_a_configured_ca_and_nothing_else)
+  the_uploader_trusts_a_configured_ca_and_nothing_else no_token_ever_sees_another_organisations_data)
 # --no-fail-fast: one failing test binary must not hide the others.
 run_group tests cargo test --workspace --release --locked --no-fail-fast -- "${FIGURE_TESTS[@]/#/--skip=}"
 run_group docs env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release --locked
@@ -99,7 +99,8 @@ STORE_DB=$(mktemp -u --suffix .db)
 run_group store bash -c "cargo test --release --locked -p polyvision-edge --test store_crash -- --nocapture \
   && target/release/polyvision-edge bench-store --db '$STORE_DB'; status=\$?; rm -f '$STORE_DB'*; exit \$status"
 # The cloud path against ClickHouse 18.16 (each test starts its own server) and the service as
-# a real process: attacks on the device path refused, HTTPS with a private CA, ~1,000 batches exactly once through cut
+# a real process: attacks on the device path refused, HTTPS with a private CA, the coaches'
+# API (two organisations × every endpoint, refused user tokens, key rotation), ~1,000 batches exactly once through cut
 # requests, lost acknowledgements, duplicates, service kills and uploader restarts; a full match
 # (4.5 million rows) from the SQLite buffer into ClickHouse with its wire size and time; the same
 # schema and queries on a current ClickHouse (chdb); the batch decoder fuzzed for 30 s.
@@ -107,7 +108,7 @@ run_group cloud bash -c '
   set -e
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
-  cargo test --release --locked -p polyvision-cloud-api --test ingest --test tls --test exactly_once -- --nocapture --test-threads 1
+  cargo test --release --locked -p polyvision-cloud-api --test ingest --test tls --test coaches --test exactly_once -- --nocapture --test-threads 1
   cargo test --release --locked -p polyvision-edge --test sync -- --nocapture
   .venv/bin/python scripts/check-clickhouse-sql.py
   POLYVISION_FUZZ_SECONDS=30 cargo test --release --locked -p polyvision-cloud-sync --test fuzz -- --nocapture'

@@ -39,6 +39,57 @@ struct CellRow {
     frames: u64,
 }
 
+#[derive(Debug, Row, Deserialize)]
+struct PositionRow {
+    track: u32,
+    class: u8,
+    frame: u32,
+    x_cm: i32,
+    y_cm: i32,
+}
+
+/// Most positions one trajectories answer carries (ask for a shorter range or every Nth frame).
+pub const MAX_POSITIONS: u64 = 500_000;
+
+/// Trajectory parameters.
+#[derive(Debug, Deserialize)]
+pub struct TrajectoryQuery {
+    /// One track (default: all).
+    #[serde(default)]
+    pub track: Option<u32>,
+    /// From this time, seconds since the match start.
+    #[serde(default)]
+    pub from_s: Option<f64>,
+    /// Up to this time.
+    #[serde(default)]
+    pub to_s: Option<f64>,
+    /// Keep every Nth frame (default 1: all; 25 at 25 fps is one position per second).
+    #[serde(default)]
+    pub every: Option<u32>,
+}
+
+/// One track's path.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Trajectory {
+    /// Track id.
+    pub track: u32,
+    /// MOT class.
+    pub class: u8,
+    /// `[seconds since the match start, x m, y m]`.
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// `GET /v1/matches/{id}/trajectories` answer.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Trajectories {
+    /// Frames per second of the match.
+    pub fps: f64,
+    /// True when [`MAX_POSITIONS`] cut the answer short.
+    pub truncated: bool,
+    /// Paths by track.
+    pub tracks: Vec<Trajectory>,
+}
+
 /// `GET /v1/matches` answer.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct MatchList {
@@ -113,6 +164,95 @@ pub async fn list_matches(
     Ok(axum::Json(MatchList { matches }))
 }
 
+/// The frame rate of an organisation's match; 404 for anything else.
+async fn match_fps(state: &AppState, org: &str, match_id: &str) -> Result<(Uuid, f64), ApiError> {
+    let id = Uuid::parse_str(match_id).map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("match id {match_id:?} is not a UUID"),
+        )
+    })?;
+    let m = state
+        .warehouse()
+        .client()
+        .query(&crate::queries::MATCH_OF_ORG.sql())
+        .bind(org)
+        .bind(id.to_string())
+        .fetch_optional::<FpsRow>()
+        .await
+        .map_err(warehouse)?
+        // Another organisation's match is answered exactly like a missing one.
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no match {id}")))?;
+    Ok((id, m.fps.max(1e-3)))
+}
+
+fn frame_range(from_s: Option<f64>, to_s: Option<f64>, fps: f64) -> (u64, u64) {
+    let frame_of = |s: Option<f64>, default: u64| {
+        s.filter(|v| v.is_finite()).map_or(default, |v| {
+            (v.max(0.0) * fps).round().min(u32::MAX as f64) as u64
+        })
+    };
+    (frame_of(from_s, 0), frame_of(to_s, u32::MAX as u64))
+}
+
+/// `GET /v1/matches/{id}/trajectories`.
+pub async fn trajectories(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(match_id): Path<String>,
+    Query(q): Query<TrajectoryQuery>,
+) -> Result<axum::Json<Trajectories>, ApiError> {
+    let user = user(&state, &headers)?;
+    let org = user.org.to_string();
+    let (id, fps) = match_fps(&state, &org, &match_id).await?;
+    let every = q.every.unwrap_or(1);
+    if every == 0 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "every must be at least 1",
+        ));
+    }
+    let (from, to) = frame_range(q.from_s, q.to_s, fps);
+    let track = q.track.unwrap_or(0);
+    let rows = state
+        .warehouse()
+        .client()
+        .query(&crate::queries::TRAJECTORIES.sql())
+        .bind(&org)
+        .bind(id.to_string())
+        .bind(track)
+        .bind(track)
+        .bind(from)
+        .bind(to)
+        .bind(every)
+        .bind(MAX_POSITIONS + 1)
+        .fetch_all::<PositionRow>()
+        .await
+        .map_err(warehouse)?;
+    let truncated = rows.len() as u64 > MAX_POSITIONS;
+    let mut tracks: Vec<Trajectory> = Vec::new();
+    for r in rows.iter().take(MAX_POSITIONS as usize) {
+        let point = (
+            r.frame as f64 / fps,
+            r.x_cm as f64 / 100.0,
+            r.y_cm as f64 / 100.0,
+        );
+        match tracks.last_mut() {
+            Some(t) if t.track == r.track => t.points.push(point),
+            _ => tracks.push(Trajectory {
+                track: r.track,
+                class: r.class,
+                points: vec![point],
+            }),
+        }
+    }
+    Ok(axum::Json(Trajectories {
+        fps,
+        truncated,
+        tracks,
+    }))
+}
+
 /// `GET /v1/matches/{id}/heatmap`.
 pub async fn heatmap(
     State(state): State<Arc<AppState>>,
@@ -121,12 +261,6 @@ pub async fn heatmap(
     Query(q): Query<HeatmapQuery>,
 ) -> Result<axum::Json<Heatmap>, ApiError> {
     let user = user(&state, &headers)?;
-    let match_id = Uuid::parse_str(&match_id).map_err(|_| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("match id {match_id:?} is not a UUID"),
-        )
-    })?;
     let cell_m = q.cell_m.unwrap_or(2.0);
     if !(0.5..=20.0).contains(&cell_m) {
         return Err(ApiError::new(
@@ -142,24 +276,10 @@ pub async fn heatmap(
             format!("class {c}: 1 player, 2 goalkeeper, 3 referee, 4 ball"),
         ));
     }
-    let client = state.warehouse().client();
     let org = user.org.to_string();
-    let m = client
-        .query(&crate::queries::MATCH_OF_ORG.sql())
-        .bind(&org)
-        .bind(match_id.to_string())
-        .fetch_optional::<FpsRow>()
-        .await
-        .map_err(warehouse)?
-        // Another organisation's match is answered exactly like a missing one.
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no match {match_id}")))?;
-    let fps = m.fps.max(1e-3);
-    let frame_of = |s: Option<f64>, default: u64| {
-        s.filter(|v| v.is_finite()).map_or(default, |v| {
-            (v.max(0.0) * fps).round().min(u32::MAX as f64) as u64
-        })
-    };
-    let (from, to) = (frame_of(q.from_s, 0), frame_of(q.to_s, u32::MAX as u64));
+    let (match_id, fps) = match_fps(&state, &org, &match_id).await?;
+    let client = state.warehouse().client();
+    let (from, to) = frame_range(q.from_s, q.to_s, fps);
     let cell_cm = (cell_m * 100.0).round() as u32;
     let track = q.track.unwrap_or(0);
     let class = q.class.unwrap_or(0);

@@ -48,6 +48,36 @@ pub fn document() -> Value {
                 "requestBody": {"content": {"application/vnd.polyvision.batch": {"schema": {"type": "string", "format": "binary"}}}},
                 "responses": merge(json!({"200": {"description": "stored, or stored before (duplicate: true)", "content": {"application/json": {"schema": {"type": "object", "properties": {"batch_id": {"type": "string"}, "rows": {"type": "integer"}, "duplicate": {"type": "boolean"}}}}}}}), error_responses(&["400", "401", "403", "413", "429", "503"]))
             }},
+            "/v1/matches": {"get": {
+                "summary": "The organisation's matches, newest first (user token).",
+                "security": [{"user": []}],
+                "responses": merge(json!({"200": {"description": "matches", "content": {"application/json": {"schema": {"type": "object", "properties": {"matches": {"type": "array", "items": {"type": "object", "properties": {"match_id": {"type": "string"}, "device_serial": {"type": "string"}, "started_ms": {"type": "integer"}, "fps": {"type": "number"}, "frames": {"type": "integer"}, "tracks": {"type": "integer"}}}}}}}}}}), error_responses(&["401", "503"]))
+            }},
+            "/v1/matches/{id}/heatmap": {"get": {
+                "summary": "Seconds spent per pitch cell (user token; another organisation's match is 404).",
+                "security": [{"user": []}],
+                "parameters": [
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
+                    {"name": "cell_m", "in": "query", "schema": {"type": "number", "minimum": 0.5, "maximum": 20, "default": 2}},
+                    {"name": "track", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "class", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 4}},
+                    {"name": "from_s", "in": "query", "schema": {"type": "number"}},
+                    {"name": "to_s", "in": "query", "schema": {"type": "number"}}
+                ],
+                "responses": merge(json!({"200": {"description": "cells [column, row, seconds]"}}), error_responses(&["400", "401", "404", "503"]))
+            }},
+            "/v1/matches/{id}/trajectories": {"get": {
+                "summary": "Positions per track, [seconds, x m, y m], every Nth frame (user token).",
+                "security": [{"user": []}],
+                "parameters": [
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
+                    {"name": "track", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "every", "in": "query", "schema": {"type": "integer", "minimum": 1, "default": 1}},
+                    {"name": "from_s", "in": "query", "schema": {"type": "number"}},
+                    {"name": "to_s", "in": "query", "schema": {"type": "number"}}
+                ],
+                "responses": merge(json!({"200": {"description": "tracks; truncated when over 500,000 positions"}}), error_responses(&["400", "401", "404", "503"]))
+            }},
             "/healthz": {"get": {"summary": "The process answers.", "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "ClickHouse answers and the service is not shutting down.", "responses": {"200": {"description": "ready"}, "503": {"description": "not ready"}}}},
             "/metrics": {"get": {"summary": "Prometheus metrics.", "responses": {"200": {"description": "text exposition format"}}}}
@@ -55,7 +85,8 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": {
                 "admin": {"type": "http", "scheme": "bearer"},
-                "device": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (EdDSA)"}
+                "device": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (EdDSA)"},
+                "user": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (RS256, key id from the JWKS)"}
             },
             "schemas": {
                 "Error": {"type": "object", "properties": {"error": {"type": "string"}}},

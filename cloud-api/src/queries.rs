@@ -34,3 +34,5 @@ pub const MATCH_OF_ORG: Query = Query(include_str!("../queries/match_of_org.sql"
 pub const MATCHES: Query = Query(include_str!("../queries/matches.sql"));
 /// Frames per pitch cell.
 pub const HEATMAP: Query = Query(include_str!("../queries/heatmap.sql"));
+/// Positions of a match.
+pub const TRAJECTORIES: Query = Query(include_str!("../queries/trajectories.sql"));

@@ -185,6 +185,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(INGEST_PATH, post(ingest))
         .route("/v1/matches", get(crate::analytics::list_matches))
         .route("/v1/matches/{id}/heatmap", get(crate::analytics::heatmap))
+        .route(
+            "/v1/matches/{id}/trajectories",
+            get(crate::analytics::trajectories),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

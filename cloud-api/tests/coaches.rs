@@ -116,6 +116,35 @@ fn no_token_ever_sees_another_organisations_data() {
             );
             checked += 2;
         }
+        for query in ["", "?track=3&every=25", "?from_s=10&to_s=11"] {
+            let (status, t) = get(
+                &format!("{base}/v1/matches/{}/trajectories{query}", match_of[own]),
+                tok,
+            );
+            assert_eq!(status, 200, "{who} {query}: {t}");
+            let (status, _) = get(
+                &format!("{base}/v1/matches/{}/trajectories{query}", match_of[other]),
+                tok,
+            );
+            assert_eq!(
+                status, 404,
+                "{who} must not see the other organisation's paths"
+            );
+            checked += 2;
+        }
+        let (_, t) = get(
+            &format!(
+                "{base}/v1/matches/{}/trajectories?track=3&every=25",
+                match_of[own]
+            ),
+            tok,
+        );
+        let points = t["tracks"][0]["points"].as_array().expect("points");
+        assert_eq!(
+            (t["tracks"].as_array().map(Vec::len), points.len()),
+            (Some(1), 16)
+        );
+        assert_eq!(points[1][0], 1.0, "the 25th frame is 1 s in");
         // The numbers: one track is on the pitch all 400 frames (16 s at 25 fps).
         let (_, one) = get(
             &format!("{base}/v1/matches/{}/heatmap?track=1", match_of[own]),

@@ -230,7 +230,11 @@ fn a_full_match_goes_from_the_buffer_into_clickhouse() {
         (ms[3], body)
     };
     let (list_ms, _) = timed("/v1/matches");
-    let (one_ms, one) = timed(&format!("/v1/matches/{match_text}/heatmap?track=1"));
+    let player = rows
+        .iter()
+        .find(|r| r.class == Class::Player)
+        .map_or(1, |r| r.track);
+    let (one_ms, one) = timed(&format!("/v1/matches/{match_text}/heatmap?track={player}"));
     let (all_ms, _) = timed(&format!("/v1/matches/{match_text}/heatmap?class=1"));
     let one: serde_json::Value = serde_json::from_str(&one).expect("json");
     println!(
