@@ -248,12 +248,7 @@ pub fn start(
         sync: Mutex::new(None),
         sync_stop: Mutex::new(None),
     });
-    let retention_ms = (shared.config.storage.retention_days * 86_400_000.0) as i64;
-    match store.purge(retention_ms) {
-        Ok(0) => {}
-        Ok(n) => tracing::info!(rows = n, "acknowledged rows past retention deleted"),
-        Err(e) => tracing::warn!(error = %e, "purging acknowledged rows failed"),
-    }
+    purge_expired(&shared, &mut store);
     let runner = {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -263,9 +258,25 @@ pub fn start(
     Ok((shared, runner))
 }
 
+/// Deletes acknowledged rows past their retention (never unsynced or quarantined ones).
+fn purge_expired(shared: &Shared, store: &mut Store) {
+    let retention_ms = (shared.config.storage.retention_days * 86_400_000.0) as i64;
+    match store.purge(retention_ms) {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(rows = n, "acknowledged rows past retention deleted"),
+        Err(e) => tracing::warn!(error = %e, "purging acknowledged rows failed"),
+    }
+}
+
 fn run_matches(shared: &Arc<Shared>, store: &mut Store, rx: Receiver<Control>) {
+    // Between matches the buffer is purged hourly, so a rig running for weeks stays small.
+    let mut purged = Instant::now();
     loop {
         shared.runner_ticks.fetch_add(1, Ordering::Relaxed);
+        if purged.elapsed() > Duration::from_secs(3600) {
+            purge_expired(shared, store);
+            purged = Instant::now();
+        }
         match rx.recv_timeout(Duration::from_secs(1)) {
             Ok(Control::Start(reply)) => run_one(shared, store, reply),
             Ok(Control::Shutdown) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
