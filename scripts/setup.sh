@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and the demo need on Debian 12; with --test, also what the test suite
 # needs (a headless browser, Node.js for Playwright, Python venv for the OpenCV comparison, an
-# MQTT broker, a ClickHouse server).
+# MQTT broker, a ClickHouse server, an RTSP server, openssl and systemd-analyze).
 # Idempotent: packages already present are not touched, and apt runs only when something is
 # missing.
 set -euo pipefail
@@ -25,6 +25,8 @@ if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(clickhouse-server)
   # An RTSP camera for the daemon's tests (GStreamer's RTSP server from Debian's Python).
   PACKAGES+=(python3-gi gir1.2-gst-rtsp-server-1.0)
+  # Certificates for the HTTPS test; systemd-analyze for the Yocto unit's checks.
+  PACKAGES+=(openssl systemd)
   # Node.js may come from elsewhere (nodesource ships npm inside nodejs): only fill gaps.
   command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
   command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
