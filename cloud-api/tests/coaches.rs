@@ -38,6 +38,7 @@ fn no_token_ever_sees_another_organisations_data() {
 
     // Each organisation has a rig and one recorded match (400 frames × 23 tracks).
     let mut match_of = std::collections::HashMap::new();
+    let mut rows_of = std::collections::HashMap::new();
     for (org, serial, seed) in [(ORG_A, "PV-A1", 1u8), (ORG_B, "PV-B1", 2u8)] {
         let key = SigningKey::from_bytes(&[seed; 32]);
         assert_eq!(
@@ -53,6 +54,7 @@ fn no_token_ever_sees_another_organisations_data() {
         );
         let buffer = MemoryBuffer::simulated(1, 400, 23, seed as u64);
         let match_id = Uuid::from_bytes(buffer.matches[0].0).to_string();
+        rows_of.insert(org, buffer.rows.iter().map(|r| r.2).collect::<Vec<_>>());
         let mut source = SharedBuffer(Arc::new(Mutex::new(buffer)));
         let mut up = Uploader::new(UploaderConfig::new(&base, serial), key).expect("uploader");
         svc.runtime()
@@ -145,6 +147,15 @@ fn no_token_ever_sees_another_organisations_data() {
             (Some(1), 16)
         );
         assert_eq!(points[1][0], 1.0, "the 25th frame is 1 s in");
+        // Exactly the rig's positions.
+        let rig = rows_of[own]
+            .iter()
+            .find(|r| r.track == 3 && r.frame == 25)
+            .expect("rig row");
+        assert_eq!(
+            (points[1][1].as_f64(), points[1][2].as_f64()),
+            (Some(rig.x_cm as f64 / 100.0), Some(rig.y_cm as f64 / 100.0))
+        );
         // The numbers: one track is on the pitch all 400 frames (16 s at 25 fps).
         let (_, one) = get(
             &format!("{base}/v1/matches/{}/heatmap?track=1", match_of[own]),
