@@ -133,8 +133,10 @@ baseline = warm[0]
 last = [kb for s, kb in samples if s >= samples[-1][0] - 180]
 peak = max(last)
 growth = (peak - baseline) / baseline * 100
-frames = rows[-1]["tracked_frames"]
-print(f"soak: {elapsed / 60:.1f} min, {frames} frames tracked, {sys.argv[3]} rows in the buffer, {sys.argv[4]} in ClickHouse")
+frames = max(int(float(r["tracked_frames"] or 0)) for r in rows)
+stored, in_cloud = sys.argv[3], sys.argv[4]
+waiting = int(stored) - int(in_cloud) if stored.isdigit() and in_cloud.isdigit() else "?"
+print(f"soak: {elapsed / 60:.1f} min, {frames} frames tracked, {stored} rows in the buffer, {in_cloud} in ClickHouse ({waiting} flushed at shutdown, sent at the next start)")
 print(f"soak: daemon RSS {baseline / 1024:.1f} MB at 3 min, {peak / 1024:.1f} MB at most in the last 3 min: {growth:+.2f} % (limit +5 %); min {min(kb for _, kb in samples) / 1024:.1f} MB, max {max(kb for _, kb in samples) / 1024:.1f} MB over {len(samples)} samples")
 sys.exit(0 if growth < 5 else 1)
 PY
