@@ -10,9 +10,19 @@
 use clickhouse::Client;
 
 /// The migrations of this build: version, name, SQL.
-pub const MIGRATIONS: [(u32, &str, &str); 2] = [
+pub const MIGRATIONS: [(u32, &str, &str); 4] = [
     (1, "tables", include_str!("../migrations/001_tables.sql")),
     (2, "ttl", include_str!("../migrations/002_ttl.sql")),
+    (
+        3,
+        "by_track",
+        include_str!("../migrations/003_by_track.sql"),
+    ),
+    (
+        4,
+        "by_track_ttl",
+        include_str!("../migrations/004_by_track_ttl.sql"),
+    ),
 ];
 
 /// Errors of the schema.
