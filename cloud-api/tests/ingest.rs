@@ -191,7 +191,12 @@ fn attacks_on_the_device_path_are_refused_and_write_nothing() {
             409
         );
     });
-    let http = reqwest::Client::new();
+    // A connection per request: the service closes one after refusing an oversized body
+    // unread (413), and a pooled client would send the next request into it.
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
     let token_for = |serial: &'static str, key: SigningKey| {
         let http = http.clone();
         let base = base.clone();
