@@ -1,7 +1,7 @@
 //! What coaches read: their organisation's matches and where players were (heatmaps), scoped by
 //! the organisation in the user token — never by anything in the request.
 
-use crate::service::{ApiError, AppState};
+use crate::service::{ApiError, AppState, warehouse_error};
 use crate::users::User;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -129,11 +129,6 @@ pub struct Heatmap {
     pub total_s: f64,
 }
 
-fn warehouse(e: clickhouse::error::Error) -> ApiError {
-    tracing::warn!(error = %e, "ClickHouse failed answering a coach");
-    ApiError::unavailable(format!("storage unavailable: {e}"))
-}
-
 fn user(state: &AppState, headers: &HeaderMap) -> Result<User, ApiError> {
     let token = crate::auth::bearer(headers)?;
     let keys = state.users().ok_or_else(|| {
@@ -160,7 +155,7 @@ pub async fn list_matches(
         .bind(&org)
         .fetch_all::<MatchSummaryRow>()
         .await
-        .map_err(warehouse)?;
+        .map_err(|e| warehouse_error(&state, e))?;
     Ok(axum::Json(MatchList { matches }))
 }
 
@@ -180,7 +175,7 @@ async fn match_fps(state: &AppState, org: &str, match_id: &str) -> Result<(Uuid,
         .bind(id.to_string())
         .fetch_optional::<FpsRow>()
         .await
-        .map_err(warehouse)?
+        .map_err(|e| warehouse_error(state, e))?
         // Another organisation's match is answered exactly like a missing one.
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no match {id}")))?;
     Ok((id, m.fps.max(1e-3)))
@@ -228,7 +223,7 @@ pub async fn trajectories(
         .bind(MAX_POSITIONS + 1)
         .fetch_all::<PositionRow>()
         .await
-        .map_err(warehouse)?;
+        .map_err(|e| warehouse_error(&state, e))?;
     let truncated = rows.len() as u64 > MAX_POSITIONS;
     let mut tracks: Vec<Trajectory> = Vec::new();
     for r in rows.iter().take(MAX_POSITIONS as usize) {
@@ -297,7 +292,7 @@ pub async fn heatmap(
         .bind(to)
         .fetch_all::<CellRow>()
         .await
-        .map_err(warehouse)?;
+        .map_err(|e| warehouse_error(&state, e))?;
     let cells: Vec<(i32, i32, f64)> = rows
         .iter()
         .map(|c| (c.gx, c.gy, c.frames as f64 / fps))

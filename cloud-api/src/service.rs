@@ -163,7 +163,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn warehouse_error(state: &AppState, e: clickhouse::error::Error) -> ApiError {
+/// A ClickHouse failure as a 503 the client retries, counted in `/metrics`.
+pub(crate) fn warehouse_error(state: &AppState, e: clickhouse::error::Error) -> ApiError {
     state
         .metrics
         .warehouse_errors

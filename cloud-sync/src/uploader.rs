@@ -374,6 +374,29 @@ impl Uploader {
         }
     }
 
+    /// Keeps a batch that will never be delivered in the buffer, marked, and raises the alarm.
+    fn quarantine(
+        &self,
+        source: &mut (dyn RowSource + Send),
+        batch: &PendingBatch,
+        reason: String,
+    ) -> Result<(), SyncError> {
+        tracing::error!(
+            first_row = batch.first_row,
+            last_row = batch.last_row,
+            %reason,
+            "batch quarantined in the buffer (kept, not synced); operator action needed"
+        );
+        source
+            .quarantine(batch, &reason)
+            .map_err(SyncError::Source)?;
+        self.update(|s| {
+            s.batches_quarantined += 1;
+            s.last_error = Some(reason);
+        });
+        Ok(())
+    }
+
     /// Delivers one batch: retries until the cloud acknowledges or refuses it for good.
     async fn deliver(
         &mut self,
@@ -391,18 +414,7 @@ impl Uploader {
         let bytes = match encode(&meta, &batch.rows, &self.key) {
             Ok(b) => b,
             // Rows the format cannot carry will never go: keep them, say so, move on.
-            Err(e) => {
-                let reason = e.to_string();
-                tracing::error!(first_row = batch.first_row, last_row = batch.last_row, %reason, "buffer rows cannot be encoded: quarantined (kept, not synced); operator action needed");
-                source
-                    .quarantine(batch, &reason)
-                    .map_err(SyncError::Source)?;
-                self.update(|s| {
-                    s.batches_quarantined += 1;
-                    s.last_error = Some(reason);
-                });
-                return Ok(());
-            }
+            Err(e) => return self.quarantine(source, batch, e.to_string()),
         };
         let mut backoff = self.config.min_backoff;
         loop {
@@ -426,22 +438,7 @@ impl Uploader {
                     }
                     return Ok(());
                 }
-                Outcome::GiveUp { reason } => {
-                    tracing::error!(
-                        first_row = batch.first_row,
-                        last_row = batch.last_row,
-                        %reason,
-                        "the cloud refused a batch for good: quarantined in the buffer (kept, not synced); operator action needed"
-                    );
-                    source
-                        .quarantine(batch, &reason)
-                        .map_err(SyncError::Source)?;
-                    self.update(|s| {
-                        s.batches_quarantined += 1;
-                        s.last_error = Some(reason);
-                    });
-                    return Ok(());
-                }
+                Outcome::GiveUp { reason } => return self.quarantine(source, batch, reason),
                 Outcome::Reauthenticate => {
                     self.token = None;
                     self.update(|s| {
