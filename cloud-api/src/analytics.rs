@@ -1,8 +1,11 @@
-//! What coaches read: their organisation's matches and where players were (heatmaps), scoped by
-//! the organisation in the user token — never by anything in the request.
+//! What coaches read: their organisation's matches, each player's metrics as the rig measured
+//! them (the match summary), where players were (heatmaps per player, team or time range),
+//! their paths, and a match's positions for export — scoped by the organisation in the user
+//! token, never by anything in the request.
 
 use crate::service::{ApiError, AppState, warehouse_error};
 use crate::users::User;
+use crate::warehouse::PlayerSummaryRow;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use clickhouse::Row;
@@ -103,9 +106,15 @@ pub struct HeatmapQuery {
     /// Cell size, metres (0.5–20; default 2).
     #[serde(default)]
     pub cell_m: Option<f64>,
-    /// One track (default: all).
+    /// One of the tracker's tracks (default: all).
     #[serde(default)]
     pub track: Option<u32>,
+    /// One player of the match summary (all the tracks linked into them).
+    #[serde(default)]
+    pub player: Option<u32>,
+    /// One team of the match summary: `team_a`, `team_b`, `goalkeeper`, `referee`.
+    #[serde(default)]
+    pub team: Option<String>,
     /// One class: 1 player, 2 goalkeeper, 3 referee, 4 ball (default: all).
     #[serde(default)]
     pub class: Option<u8>,
@@ -248,6 +257,146 @@ pub async fn trajectories(
     }))
 }
 
+/// Which of the tracker's tracks a heatmap reads.
+enum Tracks {
+    /// Ids in `[low, high]`.
+    Range(u32, u32),
+    /// These ids.
+    List(Vec<u32>),
+}
+
+#[derive(Debug, Row, Deserialize)]
+struct FragmentRow {
+    track: u32,
+}
+
+/// The tracker's track ids behind a player (0: any) and a team ("": any) of a match summary.
+async fn fragments(
+    state: &AppState,
+    org: &str,
+    match_id: Uuid,
+    player: u32,
+    team: &str,
+) -> Result<Vec<u32>, ApiError> {
+    let rows = state
+        .warehouse()
+        .client()
+        .query(&crate::queries::FRAGMENTS.sql())
+        .bind(org)
+        .bind(match_id.to_string())
+        .bind(player)
+        .bind(player)
+        .bind(team)
+        .bind(team)
+        .fetch_all::<FragmentRow>()
+        .await
+        .map_err(|e| warehouse_error(state, e))?;
+    Ok(rows.into_iter().map(|r| r.track).collect())
+}
+
+/// `GET /v1/matches/{id}/summary` answer.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct MatchSummaryAnswer {
+    /// Frames per second of the match.
+    pub fps: f64,
+    /// False until the rig's summary of the match arrived (after the match ended).
+    pub complete: bool,
+    /// One row per player, as the rig measured them.
+    pub players: Vec<PlayerSummaryRow>,
+}
+
+/// `GET /v1/matches/{id}/summary`: each player's distance, speed zones, top speed, sprints and
+/// accelerations, exactly as the rig computed them from its smoothed trajectories.
+pub async fn match_summary(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(match_id): Path<String>,
+) -> Result<axum::Json<MatchSummaryAnswer>, ApiError> {
+    let user = user(&state, &headers)?;
+    let org = user.org.to_string();
+    let (id, fps) = match_fps(&state, &org, &match_id).await?;
+    let players = state
+        .warehouse()
+        .client()
+        .query(&crate::queries::PLAYER_SUMMARIES.sql())
+        .bind(&org)
+        .bind(id.to_string())
+        .fetch_all::<PlayerSummaryRow>()
+        .await
+        .map_err(|e| warehouse_error(&state, e))?;
+    Ok(axum::Json(MatchSummaryAnswer {
+        fps,
+        complete: !players.is_empty(),
+        players,
+    }))
+}
+
+/// Export parameters.
+#[derive(Debug, Deserialize)]
+pub struct ExportQuery {
+    /// `csv` (default) or `parquet`.
+    #[serde(default)]
+    pub format: Option<String>,
+}
+
+/// `GET /v1/matches/{id}/export`: every position of the match (frame, seconds, track, player,
+/// class, x, y, confidence) as CSV with a header row, or as Parquet, streamed as ClickHouse
+/// writes it.
+pub async fn export(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(match_id): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    let user = user(&state, &headers)?;
+    let (format, content_type, ext) = match q.format.as_deref().unwrap_or("csv") {
+        "csv" => ("CSVWithNames", "text/csv; charset=utf-8", "csv"),
+        "parquet" => ("Parquet", "application/vnd.apache.parquet", "parquet"),
+        other => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("format {other:?}: csv or parquet"),
+            ));
+        }
+    };
+    let org = user.org.to_string();
+    let (id, fps) = match_fps(&state, &org, &match_id).await?;
+    let mut cursor = state
+        .warehouse()
+        .client()
+        .query(&crate::queries::EXPORT.sql())
+        .bind(fps)
+        .bind(&org)
+        .bind(id.to_string())
+        .bind(&org)
+        .bind(id.to_string())
+        .fetch_bytes(format)
+        .map_err(|e| warehouse_error(&state, e))?;
+    // The first chunk decides between an answer and an error (a server without Parquet says so
+    // here); the rest streams.
+    let first = cursor.next().await.map_err(|e| {
+        let text = e.to_string();
+        if ext == "parquet" && text.contains("Parquet") {
+            ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "this ClickHouse server cannot write Parquet (it needs 19.x or newer); use format=csv",
+            )
+        } else {
+            warehouse_error(&state, e)
+        }
+    })?;
+    let head = futures_util::stream::iter(first.map(Ok::<_, clickhouse::error::Error>));
+    let body = axum::body::Body::from_stream(futures_util::StreamExt::chain(head, cursor));
+    Ok(axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, content_type)
+        .header(
+            axum::http::header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"match-{id}.{ext}\""),
+        )
+        .body(body)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?)
+}
+
 /// `GET /v1/matches/{id}/heatmap`.
 pub async fn heatmap(
     State(state): State<Arc<AppState>>,
@@ -276,16 +425,54 @@ pub async fn heatmap(
     let client = state.warehouse().client();
     let (from, to) = frame_range(q.from_s, q.to_s, fps);
     let cell_cm = (cell_m * 100.0).round() as u32;
-    let track = q.track.unwrap_or(0);
     let class = q.class.unwrap_or(0);
+    let selected = match (q.track, q.player, q.team.as_deref()) {
+        (Some(t), None, None) => Tracks::Range(t, t),
+        (None, None, None) => Tracks::Range(0, u32::MAX),
+        (None, player, team) => {
+            if let Some(t) = team
+                && !polyvision_cloud_sync::summary::TEAMS.contains(&t)
+            {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("team {t:?}: one of team_a, team_b, goalkeeper, referee, unknown"),
+                ));
+            }
+            let list = fragments(&state, &org, match_id, player.unwrap_or(0), team.unwrap_or("")).await?;
+            if list.is_empty() {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "no such player or team in this match's summary (it arrives when the match ends)",
+                ));
+            }
+            Tracks::List(list)
+        }
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "track cannot be combined with player or team",
+            ));
+        }
+    };
+    let (low, high, flag, list) = match selected {
+        Tracks::Range(a, b) => (a, b, 0u8, vec![0u32]),
+        Tracks::List(l) => (
+            l.iter().copied().min().unwrap_or(0),
+            l.iter().copied().max().unwrap_or(0),
+            1,
+            l,
+        ),
+    };
     let rows = client
         .query(&crate::queries::HEATMAP.sql())
         .bind(cell_cm)
         .bind(cell_cm)
         .bind(&org)
         .bind(match_id.to_string())
-        .bind(track)
-        .bind(track)
+        .bind(low)
+        .bind(high)
+        .bind(flag)
+        .bind(list)
         .bind(class)
         .bind(class)
         .bind(from)

@@ -48,6 +48,29 @@ pub fn document() -> Value {
                 "requestBody": {"content": {"application/vnd.polyvision.batch": {"schema": {"type": "string", "format": "binary"}}}},
                 "responses": merge(json!({"200": {"description": "stored, or stored before (duplicate: true)", "content": {"application/json": {"schema": {"type": "object", "properties": {"batch_id": {"type": "string"}, "rows": {"type": "integer"}, "duplicate": {"type": "boolean"}}}}}}}), error_responses(&["400", "401", "403", "413", "429", "503"]))
             }},
+            "/v1/ingest/summaries": {"post": {
+                "summary": "Store a rig's signed match summary (each player's metrics; see cloud-sync's summary module). A summary sent again replaces the earlier one.",
+                "security": [{"device": []}],
+                "requestBody": {"content": {"application/vnd.polyvision.summary": {"schema": {"type": "string", "format": "binary"}}}},
+                "responses": merge(json!({"200": {"description": "stored (batch_id: the match id, rows: players)"}}), error_responses(&["400", "401", "403", "413", "429", "503"]))
+            }},
+            "/v1/matches/{id}/summary": {"get": {
+                "summary": "Each player's distance, distance per speed zone, top speed, sprints, accelerations and decelerations, as the rig measured them (user token). complete is false until the rig's summary arrived.",
+                "security": [{"user": []}],
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}}],
+                "responses": merge(json!({"200": {"description": "players", "content": {"application/json": {"schema": {"type": "object", "properties": {
+                    "fps": {"type": "number"}, "complete": {"type": "boolean"},
+                    "players": {"type": "array", "items": {"$ref": "#/components/schemas/PlayerSummary"}}}}}}}}), error_responses(&["400", "401", "404", "503"]))
+            }},
+            "/v1/matches/{id}/export": {"get": {
+                "summary": "Every position of the match: frame, time_s, track, player, class, x_m, y_m, confidence (user token).",
+                "security": [{"user": []}],
+                "parameters": [
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
+                    {"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "parquet"], "default": "csv"}}
+                ],
+                "responses": merge(json!({"200": {"description": "the file, streamed", "content": {"text/csv": {}, "application/vnd.apache.parquet": {}}}}), error_responses(&["400", "401", "404", "501", "503"]))
+            }},
             "/v1/matches": {"get": {
                 "summary": "The organisation's matches, newest first (user token).",
                 "security": [{"user": []}],
@@ -59,7 +82,9 @@ pub fn document() -> Value {
                 "parameters": [
                     {"name": "id", "in": "path", "required": true, "schema": {"type": "string", "format": "uuid"}},
                     {"name": "cell_m", "in": "query", "schema": {"type": "number", "minimum": 0.5, "maximum": 20, "default": 2}},
-                    {"name": "track", "in": "query", "schema": {"type": "integer"}},
+                    {"name": "track", "in": "query", "description": "one of the tracker's tracks", "schema": {"type": "integer"}},
+                    {"name": "player", "in": "query", "description": "one player of the match summary (all tracks linked into them)", "schema": {"type": "integer"}},
+                    {"name": "team", "in": "query", "schema": {"type": "string", "enum": ["team_a", "team_b", "goalkeeper", "referee", "unknown"]}},
                     {"name": "class", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 4}},
                     {"name": "from_s", "in": "query", "schema": {"type": "number"}},
                     {"name": "to_s", "in": "query", "schema": {"type": "number"}}
@@ -90,6 +115,15 @@ pub fn document() -> Value {
             },
             "schemas": {
                 "Error": {"type": "object", "properties": {"error": {"type": "string"}}},
+                "PlayerSummary": {"type": "object", "properties": {
+                    "player": {"type": "integer"}, "class": {"type": "integer", "description": "1 player, 2 goalkeeper, 3 referee"},
+                    "team": {"type": "string"}, "fragments": {"type": "array", "items": {"type": "integer"}},
+                    "frames": {"type": "integer"}, "distance_m": {"type": "number"},
+                    "walking_m": {"type": "number", "description": "below 7.2 km/h"}, "jogging_m": {"type": "number", "description": "7.2–14.4 km/h"},
+                    "running_m": {"type": "number", "description": "14.4–19.8 km/h"}, "high_speed_running_m": {"type": "number", "description": "19.8–25.2 km/h"},
+                    "sprinting_m": {"type": "number", "description": "25.2 km/h and above"}, "high_speed_m": {"type": "number"},
+                    "top_speed_mps": {"type": "number"}, "sprints": {"type": "integer"}, "accelerations": {"type": "integer"}, "decelerations": {"type": "integer"}
+                }},
                 "Enrolment": {"type": "object", "required": ["serial", "public_key", "organization_id"], "properties": {
                     "serial": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"},
                     "public_key": {"type": "string", "description": "Ed25519 public key, 32 bytes, base64url"},

@@ -36,3 +36,9 @@ pub const MATCHES: Query = Query(include_str!("../queries/matches.sql"));
 pub const HEATMAP: Query = Query(include_str!("../queries/heatmap.sql"));
 /// Positions of a match.
 pub const TRAJECTORIES: Query = Query(include_str!("../queries/trajectories.sql"));
+/// Every player of a match as the rig summarised it.
+pub const PLAYER_SUMMARIES: Query = Query(include_str!("../queries/player_summaries.sql"));
+/// The tracker's track ids behind a player or a team.
+pub const FRAGMENTS: Query = Query(include_str!("../queries/fragments.sql"));
+/// A match's positions for export.
+pub const EXPORT: Query = Query(include_str!("../queries/export.sql"));

@@ -10,7 +10,7 @@
 use clickhouse::Client;
 
 /// The migrations of this build: version, name, SQL.
-pub const MIGRATIONS: [(u32, &str, &str); 4] = [
+pub const MIGRATIONS: [(u32, &str, &str); 5] = [
     (1, "tables", include_str!("../migrations/001_tables.sql")),
     (2, "ttl", include_str!("../migrations/002_ttl.sql")),
     (
@@ -22,6 +22,11 @@ pub const MIGRATIONS: [(u32, &str, &str); 4] = [
         4,
         "by_track_ttl",
         include_str!("../migrations/004_by_track_ttl.sql"),
+    ),
+    (
+        5,
+        "player_summaries",
+        include_str!("../migrations/005_player_summaries.sql"),
     ),
 ];
 

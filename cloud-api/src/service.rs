@@ -11,8 +11,9 @@ use axum::routing::{get, post};
 use polyvision_cloud_sync::identity::{challenge_message, parse_public_key, parse_signature};
 use polyvision_cloud_sync::protocol::{
     CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, ErrorResponse, INGEST_PATH,
-    IngestResponse, TOKEN_PATH, TokenRequest, TokenResponse,
+    IngestResponse, SUMMARY_PATH, TOKEN_PATH, TokenRequest, TokenResponse,
 };
+use polyvision_cloud_sync::summary::SignedSummary;
 use polyvision_cloud_sync::wire::{SignedBatch, WireError};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -184,6 +185,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(CHALLENGE_PATH, post(challenge))
         .route(TOKEN_PATH, post(token))
         .route(INGEST_PATH, post(ingest))
+        .route(SUMMARY_PATH, post(ingest_summary))
+        .route(
+            "/v1/matches/{id}/summary",
+            get(crate::analytics::match_summary),
+        )
+        .route("/v1/matches/{id}/export", get(crate::analytics::export))
         .route("/v1/matches", get(crate::analytics::list_matches))
         .route("/v1/matches/{id}/heatmap", get(crate::analytics::heatmap))
         .route(
@@ -632,6 +639,75 @@ async fn ingest(
     Ok(axum::Json(IngestResponse {
         batch_id,
         rows: rows_n,
+        duplicate: false,
+    }))
+}
+
+/// `POST /v1/ingest/summaries`: a rig's summary of a finished match (each player's metrics).
+/// Authenticated like a batch: device token, serial equal to the token's, enrolment in the
+/// token's organisation, signature by the enrolled key.
+async fn ingest_summary(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<axum::Json<IngestResponse>, ApiError> {
+    let claims = state.auth.verify(bearer(&headers)?).inspect_err(|_| {
+        state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+    })?;
+    rate_limit(&state, &claims.sub)?;
+    let reject = |status: StatusCode, e: String| {
+        tracing::warn!(serial = %claims.sub, error = %e, "match summary refused");
+        ApiError::new(status, e)
+    };
+    let signed =
+        SignedSummary::parse(&body).map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let summary = &signed.summary;
+    if summary.serial != claims.sub {
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the token of device {} cannot send a summary of device {}",
+                claims.sub, summary.serial
+            ),
+        ));
+    }
+    let match_id = Uuid::parse_str(&summary.match_id).map_err(|_| {
+        reject(
+            StatusCode::BAD_REQUEST,
+            format!("match summary: match_id {:?} is not a UUID", summary.match_id),
+        )
+    })?;
+    let dev = active_device(&state, &claims.sub).await?;
+    let org = Uuid::parse_str(&claims.org).map_err(|_| {
+        reject(
+            StatusCode::FORBIDDEN,
+            "token organisation is not a UUID".into(),
+        )
+    })?;
+    if dev.organization_id != org {
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            format!(
+                "device {} is not enrolled in organisation {org}",
+                claims.sub
+            ),
+        ));
+    }
+    let key = parse_public_key(&dev.public_key)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    signed.verify(&key).map_err(|e| {
+        state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        reject(StatusCode::FORBIDDEN, e.to_string())
+    })?;
+    state
+        .warehouse
+        .store_summary(org, match_id, summary)
+        .await
+        .map_err(|e| warehouse_error(&state, e))?;
+    tracing::info!(serial = %claims.sub, %match_id, players = summary.players.len(), "match summary stored");
+    Ok(axum::Json(IngestResponse {
+        batch_id: match_id.to_string(),
+        rows: summary.players.len() as u32,
         duplicate: false,
     }))
 }

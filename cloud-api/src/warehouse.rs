@@ -1,6 +1,8 @@
-//! Reads and writes in ClickHouse: enrolled devices, the batch ledger, detections, matches.
+//! Reads and writes in ClickHouse: enrolled devices, the batch ledger, detections, matches,
+//! the rigs' match summaries.
 
 use clickhouse::{Client, Row};
+use polyvision_cloud_sync::summary::MatchSummary;
 use polyvision_cloud_sync::wire::{BatchHeader, WireRow};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -61,6 +63,68 @@ struct BatchRow {
     last_row: u64,
     row_count: u32,
     ingested_at: u32,
+}
+
+/// One player's row of a match summary, as stored and as read.
+#[derive(Debug, Clone, Row, Serialize, Deserialize, PartialEq)]
+pub struct PlayerSummaryRow {
+    /// Player id (the linked track's id).
+    pub player: u32,
+    /// MOT class: 1 player, 2 goalkeeper, 3 referee.
+    pub class: u8,
+    /// `team_a`, `team_b`, `goalkeeper`, `referee`, `unknown`.
+    pub team: String,
+    /// The tracker's track ids that make up the player.
+    pub fragments: Vec<u32>,
+    /// Frames from the first to the last measurement.
+    pub frames: u32,
+    /// Distance covered, m.
+    pub distance_m: f64,
+    /// Below 7.2 km/h, m.
+    pub walking_m: f64,
+    /// 7.2–14.4 km/h, m.
+    pub jogging_m: f64,
+    /// 14.4–19.8 km/h, m.
+    pub running_m: f64,
+    /// 19.8–25.2 km/h, m.
+    pub high_speed_running_m: f64,
+    /// Above 25.2 km/h, m.
+    pub sprinting_m: f64,
+    /// At or above 19.8 km/h, m.
+    pub high_speed_m: f64,
+    /// Top speed, m/s.
+    pub top_speed_mps: f64,
+    /// Sprints (≥ 1 s above 25.2 km/h).
+    pub sprints: u32,
+    /// Accelerations (≥ 0.5 s above 3 m/s²).
+    pub accelerations: u32,
+    /// Decelerations.
+    pub decelerations: u32,
+}
+
+#[derive(Debug, Row, Serialize)]
+struct StoredSummaryRow {
+    #[serde(with = "clickhouse::serde::uuid")]
+    organization_id: Uuid,
+    #[serde(with = "clickhouse::serde::uuid")]
+    match_id: Uuid,
+    player: u32,
+    received_ms: u64,
+    class: u8,
+    team: String,
+    fragments: Vec<u32>,
+    frames: u32,
+    distance_m: f64,
+    walking_m: f64,
+    jogging_m: f64,
+    running_m: f64,
+    high_speed_running_m: f64,
+    sprinting_m: f64,
+    high_speed_m: f64,
+    top_speed_mps: f64,
+    sprints: u32,
+    accelerations: u32,
+    decelerations: u32,
 }
 
 /// Hex text of a batch id.
@@ -169,6 +233,49 @@ impl Warehouse {
         })
         .await?;
         b.end().await
+    }
+
+    /// Writes a match summary: one row per player, replacing an earlier summary of the match.
+    pub async fn store_summary(
+        &self,
+        org: Uuid,
+        match_id: Uuid,
+        summary: &MatchSummary,
+    ) -> Result<()> {
+        let received_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut insert = self
+            .client
+            .insert::<StoredSummaryRow>("player_summaries")
+            .await?;
+        for p in &summary.players {
+            let z = p.zone_m;
+            insert
+                .write(&StoredSummaryRow {
+                    organization_id: org,
+                    match_id,
+                    player: p.player,
+                    received_ms,
+                    class: p.class,
+                    team: p.team.clone(),
+                    fragments: p.fragments.clone(),
+                    frames: p.frames,
+                    distance_m: p.distance_m,
+                    walking_m: z[0],
+                    jogging_m: z[1],
+                    running_m: z[2],
+                    high_speed_running_m: z[3],
+                    sprinting_m: z[4],
+                    high_speed_m: p.high_speed_m,
+                    top_speed_mps: p.top_speed_mps,
+                    sprints: p.sprints,
+                    accelerations: p.accelerations,
+                    decelerations: p.decelerations,
+                })
+                .await?;
+        }
+        insert.end().await
     }
 
     /// Answers `SELECT 1`.

@@ -39,6 +39,7 @@ fn no_token_ever_sees_another_organisations_data() {
     // Each organisation has a rig and one recorded match (400 frames × 23 tracks).
     let mut match_of = std::collections::HashMap::new();
     let mut rows_of = std::collections::HashMap::new();
+    let mut summary_of = std::collections::HashMap::new();
     for (org, serial, seed) in [(ORG_A, "PV-A1", 1u8), (ORG_B, "PV-B1", 2u8)] {
         let key = SigningKey::from_bytes(&[seed; 32]);
         assert_eq!(
@@ -52,14 +53,22 @@ fn no_token_ever_sees_another_organisations_data() {
             .expect("enrol"),
             201
         );
-        let buffer = MemoryBuffer::simulated(1, 400, 23, seed as u64);
+        let mut buffer = MemoryBuffer::simulated(1, 400, 23, seed as u64);
+        buffer.summarise(serial);
         let match_id = Uuid::from_bytes(buffer.matches[0].0).to_string();
         rows_of.insert(org, buffer.rows.iter().map(|r| r.2).collect::<Vec<_>>());
-        let mut source = SharedBuffer(Arc::new(Mutex::new(buffer)));
+        summary_of.insert(org, buffer.summaries[0].0.clone());
+        let shared = Arc::new(Mutex::new(buffer));
+        let mut source = SharedBuffer(shared.clone());
         let mut up = Uploader::new(UploaderConfig::new(&base, serial), key).expect("uploader");
         svc.runtime()
             .block_on(up.sync_all(&mut source))
             .expect("sync");
+        assert_eq!(
+            shared.lock().expect("buffer").summaries[0].1.as_deref(),
+            Some("sent"),
+            "the rig's summary was delivered"
+        );
         match_of.insert(org, match_id);
     }
     let pem = std::fs::read(keys.join("k1.pem")).expect("pem");
@@ -102,7 +111,14 @@ fn no_token_ever_sees_another_organisations_data() {
         assert_eq!(list["matches"][0]["frames"], 400);
         assert_eq!(list["matches"][0]["tracks"], 23);
         checked += 1;
-        for query in ["", "?track=1", "?class=4&cell_m=5", "?from_s=8&to_s=16"] {
+        for query in [
+            "",
+            "?track=1",
+            "?class=4&cell_m=5",
+            "?from_s=8&to_s=16",
+            "?player=1",
+            "?team=team_b&from_s=8",
+        ] {
             let (status, map) = get(
                 &format!("{base}/v1/matches/{}/heatmap{query}", match_of[own]),
                 tok,
@@ -177,6 +193,99 @@ fn no_token_ever_sees_another_organisations_data() {
         assert!(
             (half["total_s"].as_f64().unwrap_or(0.0) - 8.0).abs() < 1e-9,
             "{half}"
+        );
+        for path in ["summary", "export", "export?format=csv"] {
+            let url = |m: &str| format!("{base}/v1/matches/{m}/{path}");
+            let (status, _) = http("GET", &url(&match_of[own]), Some(tok.as_str()), b"").expect("own");
+            assert_eq!(status, 200, "{who} {path}");
+            let (status, _) = get(&url(&match_of[other]), tok);
+            assert_eq!(status, 404, "{who} must not read the other organisation's {path}");
+            checked += 2;
+        }
+
+        // The summary is exactly what the rig sent.
+        let (_, answer) = get(
+            &format!("{base}/v1/matches/{}/summary", match_of[own]),
+            tok,
+        );
+        assert_eq!(answer["complete"], true);
+        let rig = &summary_of[own];
+        let players = answer["players"].as_array().expect("players");
+        assert_eq!(players.len(), rig.players.len());
+        for (got, sent) in players.iter().zip(&rig.players) {
+            let z = sent.zone_m;
+            assert_eq!(got["player"], sent.player);
+            assert_eq!(got["team"], sent.team.as_str());
+            assert_eq!(got["fragments"], serde_json::json!(sent.fragments));
+            for (field, value) in [
+                ("distance_m", sent.distance_m),
+                ("walking_m", z[0]),
+                ("jogging_m", z[1]),
+                ("running_m", z[2]),
+                ("high_speed_running_m", z[3]),
+                ("sprinting_m", z[4]),
+                ("high_speed_m", sent.high_speed_m),
+                ("top_speed_mps", sent.top_speed_mps),
+            ] {
+                assert_eq!(got[field].as_f64(), Some(value), "{who}: {field} of {got}");
+            }
+            assert_eq!(got["sprints"], sent.sprints);
+            assert_eq!(got["accelerations"], sent.accelerations);
+            assert_eq!(got["decelerations"], sent.decelerations);
+        }
+        // A player's heatmap covers every fragment of the player (tracks 1 and 2: 2 × 16 s), a
+        // team's every fragment of its players.
+        let (_, p1) = get(
+            &format!("{base}/v1/matches/{}/heatmap?player=1", match_of[own]),
+            tok,
+        );
+        assert!((p1["total_s"].as_f64().unwrap_or(0.0) - 32.0).abs() < 1e-9, "{p1}");
+        let team_a: usize = rig
+            .players
+            .iter()
+            .filter(|p| p.team == "team_a")
+            .map(|p| p.fragments.len())
+            .sum();
+        let (_, ta) = get(
+            &format!("{base}/v1/matches/{}/heatmap?team=team_a", match_of[own]),
+            tok,
+        );
+        assert!(
+            (ta["total_s"].as_f64().unwrap_or(0.0) - 16.0 * team_a as f64).abs() < 1e-6,
+            "{ta}"
+        );
+        let (status, _) = get(
+            &format!("{base}/v1/matches/{}/heatmap?player=999", match_of[own]),
+            tok,
+        );
+        assert_eq!(status, 404, "a player not in the summary");
+        // The export: every row once, with its player.
+        let (status, csv) = http(
+            "GET",
+            &format!("{base}/v1/matches/{}/export", match_of[own]),
+            Some(tok.as_str()),
+            b"",
+        )
+        .expect("export");
+        assert_eq!(status, 200);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[0],
+            "\"frame\",\"time_s\",\"track\",\"player\",\"class\",\"x_m\",\"y_m\",\"confidence\""
+        );
+        assert_eq!(lines.len(), 1 + 400 * 23);
+        let rig_row = rows_of[own]
+            .iter()
+            .find(|r| r.track == 2 && r.frame == 25)
+            .expect("rig row");
+        let expected = format!(
+            "25,1,2,1,1,{},{},",
+            rig_row.x_cm as f64 / 100.0,
+            rig_row.y_cm as f64 / 100.0
+        );
+        assert!(
+            lines.iter().any(|l| l.starts_with(&expected)),
+            "{who}: no export line starts with {expected}"
         );
     }
     println!("isolation matrix: {checked} requests, none crossed organisations");

@@ -245,6 +245,25 @@ fn attacks_on_the_device_path_are_refused_and_write_nothing() {
         )
         .expect("encode")
     };
+    let summary = |serial: &str, key: &SigningKey| {
+        let mut b = MemoryBuffer::simulated(1, 10, 5, 3);
+        b.summarise(serial);
+        polyvision_cloud_sync::summary::encode(&b.summaries[0].0, key).expect("summary")
+    };
+    let post_summary = |token: String, body: Vec<u8>| {
+        let http = http.clone();
+        let base = base.clone();
+        async move {
+            let r = http
+                .post(format!("{base}/v1/ingest/summaries"))
+                .bearer_auth(token)
+                .body(body)
+                .send()
+                .await
+                .expect("summary");
+            (r.status().as_u16(), r.text().await.expect("body"))
+        }
+    };
     let post = |token: String, body: Vec<u8>| {
         let http = http.clone();
         let base = base.clone();
@@ -291,6 +310,13 @@ fn attacks_on_the_device_path_are_refused_and_write_nothing() {
         // PV-A's token carrying PV-B's batch (organisation B).
         let (s, b) = post(token_a.clone(), batch("PV-B", &key_b)).await;
         results.push((Attack { name: "token of organisation A writing a batch of organisation B", status: 403 }, s, b));
+        // The same two on match summaries, and a malformed one.
+        let (s, b) = post_summary(token_a.clone(), summary("PV-A", &stranger)).await;
+        results.push((Attack { name: "match summary with a bad signature", status: 403 }, s, b));
+        let (s, b) = post_summary(token_a.clone(), summary("PV-B", &key_b)).await;
+        results.push((Attack { name: "token of A sending a match summary of B", status: 403 }, s, b));
+        let (s, b) = post_summary(token_a.clone(), b"PVMS\x01{}".to_vec()).await;
+        results.push((Attack { name: "malformed match summary", status: 400 }, s, b));
         // alg: none.
         let claims = token_a.split('.').nth(1).expect("claims").to_string();
         let none_header = base64_url(br#"{"alg":"none","typ":"JWT"}"#);
@@ -366,6 +392,12 @@ fn attacks_on_the_device_path_are_refused_and_write_nothing() {
     }
     assert!(failed.is_empty(), "{failed:#?}");
     assert_eq!(stored(&ch, "attacks").0, 0, "nothing written");
+    assert_eq!(
+        ch.query("SELECT count() FROM attacks.player_summaries")
+            .expect("query"),
+        "0",
+        "no summary written"
+    );
     assert_eq!(
         ch.query("SELECT count() FROM attacks.devices FINAL WHERE serial = 'PV-X'")
             .expect("query"),

@@ -8,6 +8,10 @@ pub const CHALLENGE_PATH: &str = "/v1/devices/challenge";
 pub const TOKEN_PATH: &str = "/v1/devices/token";
 /// Path of the batch ingest endpoint.
 pub const INGEST_PATH: &str = "/v1/ingest/batches";
+/// Path of the match summary endpoint.
+pub const SUMMARY_PATH: &str = "/v1/ingest/summaries";
+/// Content type of a match summary.
+pub const SUMMARY_CONTENT_TYPE: &str = "application/vnd.polyvision.summary";
 /// Header carrying the serial on authentication requests, for load-balancer routing.
 pub const SERIAL_HEADER: &str = "X-Polyvision-Serial";
 /// Content type of a batch.
@@ -49,12 +53,12 @@ pub struct TokenResponse {
     pub expires_in_s: u64,
 }
 
-/// Cloud → device: the batch is stored.
+/// Cloud → device: the batch (or match summary) is stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IngestResponse {
-    /// Batch id, hex.
+    /// Batch id, hex (a summary: the match id).
     pub batch_id: String,
-    /// Rows in the batch.
+    /// Rows in the batch (a summary: players).
     pub rows: u32,
     /// True when the batch had already been stored (nothing written twice).
     pub duplicate: bool,

@@ -7,13 +7,16 @@
 //! retried with exponential backoff and full jitter (429/503 wait at least their `Retry-After`);
 //! 401 fetches a new device token and retries; any other 4xx means the cloud will never take the
 //! batch, so it is **quarantined** — kept in the buffer, counted and reported as an alarm — and
-//! the uploader moves on. Nothing is dropped silently.
+//! the uploader moves on. Nothing is dropped silently. When the rows are drained, the summaries
+//! of finished matches ([`crate::summary`]) go the same way.
 
 use crate::identity::{challenge_message, signature_text};
 use crate::protocol::{
     BATCH_CONTENT_TYPE, CHALLENGE_PATH, ChallengeRequest, ChallengeResponse, INGEST_PATH,
-    IngestResponse, SERIAL_HEADER, TOKEN_PATH, TokenRequest, TokenResponse,
+    IngestResponse, SERIAL_HEADER, SUMMARY_CONTENT_TYPE, SUMMARY_PATH, TOKEN_PATH, TokenRequest,
+    TokenResponse,
 };
+use crate::summary::MatchSummary;
 use crate::wire::{BatchMeta, WireRow, encode};
 use ed25519_dalek::{Signer as _, SigningKey};
 use std::path::PathBuf;
@@ -88,6 +91,15 @@ pub trait RowSource {
     fn quarantine(&mut self, batch: &PendingBatch, reason: &str) -> Result<(), String>;
     /// Rows not yet acknowledged.
     fn backlog(&mut self) -> Result<u64, String>;
+    /// The oldest match summary not yet delivered, with the buffer's key for it.
+    fn next_summary(&mut self) -> Result<Option<(i64, MatchSummary)>, String> {
+        Ok(None)
+    }
+    /// The summary is delivered (`refused`: the cloud will never take it; keep it, mark it).
+    fn summary_done(&mut self, key: i64, refused: Option<&str>) -> Result<(), String> {
+        let _ = (key, refused);
+        Ok(())
+    }
 }
 
 /// What an answer means for the batch.
@@ -150,8 +162,10 @@ pub struct SyncStatus {
     pub batches_sent: u64,
     /// Of those, already stored before (a lost acknowledgement).
     pub batches_duplicate: u64,
-    /// Batches quarantined (an alarm).
+    /// Batches (and match summaries) quarantined (an alarm).
     pub batches_quarantined: u64,
+    /// Match summaries delivered.
+    pub summaries_sent: u64,
     /// Failed attempts that were retried.
     pub retries: u64,
     /// Bytes sent in acknowledged batches.
@@ -335,16 +349,16 @@ impl Uploader {
         Ok(token.token)
     }
 
-    async fn send(&mut self, bytes: &[u8]) -> Outcome {
+    async fn send(&mut self, path: &str, content_type: &str, bytes: &[u8]) -> Outcome {
         let token = match self.token().await {
             Ok(t) => t,
             Err(o) => return o,
         };
         let result = self
             .http
-            .post(format!("{}{INGEST_PATH}", self.config.endpoint))
+            .post(format!("{}{path}", self.config.endpoint))
             .bearer_auth(token)
-            .header(reqwest::header::CONTENT_TYPE, BATCH_CONTENT_TYPE)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(bytes.to_vec())
             .send()
             .await;
@@ -419,7 +433,7 @@ impl Uploader {
         let mut backoff = self.config.min_backoff;
         loop {
             let started = Instant::now();
-            match self.send(&bytes).await {
+            match self.send(INGEST_PATH, BATCH_CONTENT_TYPE, &bytes).await {
                 Outcome::Done { duplicate } => {
                     source
                         .acknowledge(batch.last_row)
@@ -463,6 +477,62 @@ impl Uploader {
         }
     }
 
+    /// Delivers one match summary: retries until the cloud stores or refuses it for good.
+    async fn deliver_summary(
+        &mut self,
+        source: &mut (dyn RowSource + Send),
+        key: i64,
+        summary: &MatchSummary,
+    ) -> Result<(), SyncError> {
+        let bytes = match crate::summary::encode(summary, &self.key) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(match_id = %summary.match_id, error = %e, "match summary cannot be sent; kept in the buffer");
+                return source
+                    .summary_done(key, Some(&e.to_string()))
+                    .map_err(SyncError::Source);
+            }
+        };
+        let mut backoff = self.config.min_backoff;
+        loop {
+            match self.send(SUMMARY_PATH, SUMMARY_CONTENT_TYPE, &bytes).await {
+                Outcome::Done { .. } => {
+                    tracing::info!(match_id = %summary.match_id, players = summary.players.len(), "match summary delivered");
+                    self.update(|s| {
+                        s.summaries_sent += 1;
+                        s.last_success_ms = Some(now_ms());
+                        s.last_error = None;
+                    });
+                    return source.summary_done(key, None).map_err(SyncError::Source);
+                }
+                Outcome::GiveUp { reason } => {
+                    tracing::error!(match_id = %summary.match_id, %reason, "match summary refused by the cloud; kept in the buffer");
+                    self.update(|s| {
+                        s.batches_quarantined += 1;
+                        s.last_error = Some(reason.clone());
+                    });
+                    return source
+                        .summary_done(key, Some(&reason))
+                        .map_err(SyncError::Source);
+                }
+                Outcome::Reauthenticate => {
+                    self.token = None;
+                    self.sleep(jitter(backoff)).await?;
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+                Outcome::Retry { reason, after } => {
+                    self.update(|s| {
+                        s.retries += 1;
+                        s.last_error = Some(reason);
+                    });
+                    self.sleep(jitter(backoff).max(after.unwrap_or_default()))
+                        .await?;
+                    backoff = (backoff * 2).min(self.config.max_backoff);
+                }
+            }
+        }
+    }
+
     /// Sends every unacknowledged row, then returns how many batches went out.
     pub async fn sync_all(
         &mut self,
@@ -479,6 +549,16 @@ impl Uploader {
                 .next_batch(self.config.batch_rows.max(1))
                 .map_err(SyncError::Source)?
             else {
+                // Rows first (coaches can open a match before its summary arrives), then the
+                // summaries of finished matches.
+                while let Some((key, summary)) =
+                    source.next_summary().map_err(SyncError::Source)?
+                {
+                    if self.stop.load(Ordering::Relaxed) {
+                        return Err(SyncError::Stopped);
+                    }
+                    self.deliver_summary(source, key, &summary).await?;
+                }
                 return Ok(sent);
             };
             self.deliver(source, &batch).await?;

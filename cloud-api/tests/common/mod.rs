@@ -2,6 +2,7 @@
 //! a buffer kept in memory, and a fault-injecting HTTP proxy.
 #![allow(dead_code, unreachable_pub)]
 
+use polyvision_cloud_sync::summary::{MatchSummary, PlayerSummary};
 use polyvision_cloud_sync::uploader::{PendingBatch, RowSource};
 use polyvision_cloud_sync::wire::WireRow;
 use std::path::{Path, PathBuf};
@@ -160,6 +161,8 @@ pub struct MemoryBuffer {
     pub matches: Vec<([u8; 16], i64)>,
     pub acknowledged: u64,
     pub quarantined: Vec<(u64, u64, String)>,
+    /// Match summaries and what became of them (None: waiting; "sent"; "refused: …").
+    pub summaries: Vec<(MatchSummary, Option<String>)>,
 }
 
 impl MemoryBuffer {
@@ -204,6 +207,59 @@ impl MemoryBuffer {
             }
         }
         b
+    }
+
+    /// A summary per match, as a rig would send at its end: every track but the ball (the last)
+    /// is a person; track 1 and track 2 are one player (track 2 a fragment of 1); odd players
+    /// play for team_a, even ones for team_b, the second-last track is a referee. The figures
+    /// are made up but distinct per player, so a mix-up shows.
+    pub fn summarise(&mut self, serial: &str) {
+        for (m, (mid, started)) in self.matches.iter().enumerate() {
+            let objects = self
+                .rows
+                .iter()
+                .filter(|r| r.1 == m)
+                .map(|r| r.2.track)
+                .max()
+                .unwrap_or(0);
+            let players = (1..objects)
+                .filter(|&t| t != 2)
+                .map(|t| {
+                    let k = t as f64;
+                    PlayerSummary {
+                        player: t,
+                        class: if t + 1 == objects { 3 } else { 1 },
+                        team: if t + 1 == objects {
+                            "referee"
+                        } else if t % 2 == 1 {
+                            "team_a"
+                        } else {
+                            "team_b"
+                        }
+                        .into(),
+                        fragments: if t == 1 { vec![1, 2] } else { vec![t] },
+                        frames: 400,
+                        distance_m: 100.0 + k * 1.25,
+                        zone_m: [50.0 + k, 30.0, 15.0, 4.0, 1.0 + k * 0.25],
+                        high_speed_m: 5.0 + k * 0.25,
+                        top_speed_mps: 6.0 + k * 0.01,
+                        sprints: t % 3,
+                        accelerations: t,
+                        decelerations: t / 2,
+                    }
+                })
+                .collect();
+            self.summaries.push((
+                MatchSummary {
+                    serial: serial.into(),
+                    match_id: uuid::Uuid::from_bytes(*mid).to_string(),
+                    match_started_ms: *started,
+                    fps: 25.0,
+                    players,
+                },
+                None,
+            ));
+        }
     }
 
     /// Row count and a checksum computed the same way as [`checksum_sql`].
@@ -258,5 +314,21 @@ impl RowSource for SharedBuffer {
     fn backlog(&mut self) -> Result<u64, String> {
         let b = self.0.lock().map_err(|e| e.to_string())?;
         Ok(b.rows.iter().filter(|r| r.0 > b.acknowledged).count() as u64)
+    }
+    fn next_summary(&mut self) -> Result<Option<(i64, MatchSummary)>, String> {
+        let b = self.0.lock().map_err(|e| e.to_string())?;
+        Ok(b.summaries
+            .iter()
+            .position(|s| s.1.is_none())
+            .map(|i| (i as i64, b.summaries[i].0.clone())))
+    }
+    fn summary_done(&mut self, key: i64, refused: Option<&str>) -> Result<(), String> {
+        let mut b = self.0.lock().map_err(|e| e.to_string())?;
+        let entry = b
+            .summaries
+            .get_mut(key as usize)
+            .ok_or_else(|| format!("no summary {key}"))?;
+        entry.1 = Some(refused.map_or("sent".to_string(), |r| format!("refused: {r}")));
+        Ok(())
     }
 }

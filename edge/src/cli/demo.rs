@@ -170,6 +170,10 @@ pub(crate) fn run_demo(args: &DemoArgs) -> Result<()> {
     }
 
     let finished = finish(outcome.points.clone(), fps, &MetricsConfig::default());
+    store.save_summary(
+        info.seq,
+        &finished.summary("demo", &uuid_text(&info.uuid), info.started_ms, fps),
+    )?;
     let tracks_path = args.dir.join("tracks.txt");
     let metrics_path = args.dir.join("metrics.csv");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&tracks_path)?);

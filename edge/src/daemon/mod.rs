@@ -400,6 +400,9 @@ fn run_one(shared: &Arc<Shared>, store: &mut Store, reply: Sender<Result<String,
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = None;
     let stopped = store.stop_match();
+    if let Ok(o) = &outcome {
+        save_summary(shared, store, &info, o);
+    }
     let unsynced = store.counts().map(|c| c.1).ok();
     let summary = if disk_full(&outcome, &stopped) {
         tracing::error!(%uuid, "match stopped: the disk is full; stored rows are kept");
@@ -440,6 +443,37 @@ fn run_one(shared: &Arc<Shared>, store: &mut Store, reply: Sender<Result<String,
             s.unsynced_rows = n;
         }
     });
+}
+
+/// Finishes the match (fragments linked, trajectories smoothed, metrics and teams) and keeps its
+/// summary in the buffer for the uploader.
+fn save_summary(
+    shared: &Shared,
+    store: &mut Store,
+    info: &crate::store::MatchInfo,
+    outcome: &crate::pipeline::PipelineOutcome,
+) {
+    let started = std::time::Instant::now();
+    let finished = crate::track::finish::finish(
+        outcome.points.clone(),
+        info.fps,
+        &crate::track::metrics::MetricsConfig::default(),
+    );
+    let summary = finished.summary(
+        &shared.serial,
+        &uuid_text(&info.uuid),
+        info.started_ms,
+        info.fps,
+    );
+    match store.save_summary(info.seq, &summary) {
+        Ok(()) => tracing::info!(
+            match_id = %summary.match_id,
+            players = summary.players.len(),
+            seconds = started.elapsed().as_secs_f64(),
+            "match summary kept for the cloud"
+        ),
+        Err(e) => tracing::error!(error = %e, "match summary not kept; the rows are"),
+    }
 }
 
 fn disk_full(

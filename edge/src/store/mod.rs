@@ -8,6 +8,9 @@
 //! The schema carries its version in `PRAGMA user_version` and is migrated forward on open; a
 //! database written by a newer version is refused and left untouched.
 //!
+//! When a match ends, the rig's summary of it (every player's metrics, see
+//! `polyvision_cloud_sync::summary`) is kept beside it until the cloud has it.
+//!
 //! Matches are first-class: a match has a UUIDv7 (time-ordered, made on the rig), start and
 //! stop times, its frame rate and free metadata. A match still open when the daemon starts
 //! (power was cut mid-match) is **closed**, not resumed: it is stopped at its last stored row and
@@ -21,7 +24,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::{Path, PathBuf};
 
 /// Schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Errors of the buffer.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +123,7 @@ pub struct Store {
     path: PathBuf,
 }
 
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     "
     CREATE TABLE matches (
         seq INTEGER PRIMARY KEY,
@@ -151,6 +154,14 @@ const MIGRATIONS: [&str; 2] = [
         last_row INTEGER NOT NULL,
         reason TEXT NOT NULL,
         at_ms INTEGER NOT NULL
+    );
+",
+    "
+    CREATE TABLE summaries (
+        match_seq INTEGER PRIMARY KEY,
+        body TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'refused')),
+        reason TEXT
     );
 ",
 ];

@@ -1,7 +1,9 @@
 //! The buffer as the uploader's row source: batches are id ranges after the acknowledged
-//! cursor, cut where a match ends; quarantined ranges are recorded and kept.
+//! cursor, cut where a match ends; quarantined ranges are recorded and kept. Match summaries
+//! wait in their own table, one per match, until delivered (or refused: then kept and marked).
 
 use super::{Store, now_ms};
+use polyvision_cloud_sync::summary::MatchSummary;
 use polyvision_cloud_sync::uploader::{PendingBatch, RowSource};
 use polyvision_cloud_sync::wire::WireRow;
 use rusqlite::{OptionalExtension as _, params};
@@ -23,6 +25,35 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare("SELECT first_row, last_row, reason FROM quarantine ORDER BY first_row")
+            .map_err(|e| self.sql(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| self.sql(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.sql(e))
+    }
+
+    /// Keeps a finished match's summary until the cloud has it (a second one replaces it).
+    pub fn save_summary(
+        &mut self,
+        match_seq: i64,
+        summary: &MatchSummary,
+    ) -> Result<(), super::StoreError> {
+        let body = serde_json::to_string(summary)
+            .map_err(|e| super::StoreError::Invalid(format!("match summary: {e}")))?;
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO summaries (match_seq, body, state) VALUES (?1, ?2, 'pending')",
+                params![match_seq, body],
+            )
+            .map_err(|e| self.sql(e))?;
+        Ok(())
+    }
+
+    /// Summaries by state: (match seq, state, reason).
+    pub fn summaries(&self) -> Result<Vec<(i64, String, Option<String>)>, super::StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT match_seq, state, reason FROM summaries ORDER BY match_seq")
             .map_err(|e| self.sql(e))?;
         let rows = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -139,6 +170,41 @@ impl RowSource for Store {
         let acknowledged = self.acknowledged().map_err(|e| e.to_string())?;
         Ok((newest - acknowledged).max(0) as u64)
     }
+
+    fn next_summary(&mut self) -> Result<Option<(i64, MatchSummary)>, String> {
+        let found: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT match_seq, body FROM summaries WHERE state = 'pending' ORDER BY match_seq LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| e.to_string())?;
+        let Some((seq, body)) = found else {
+            return Ok(None);
+        };
+        match serde_json::from_str::<MatchSummary>(&body) {
+            Ok(s) => Ok(Some((seq, s))),
+            Err(e) => {
+                // A damaged row must not block the ones after it: mark it and go on.
+                let reason = format!("stored summary of match {seq} is unreadable: {e}");
+                tracing::error!(%reason, "match summary not sent");
+                self.summary_done(seq, Some(&reason))?;
+                self.next_summary()
+            }
+        }
+    }
+
+    fn summary_done(&mut self, key: i64, refused: Option<&str>) -> Result<(), String> {
+        self.conn
+            .execute(
+                "UPDATE summaries SET state = ?2, reason = ?3 WHERE match_seq = ?1",
+                params![key, if refused.is_some() { "refused" } else { "sent" }, refused],
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -192,5 +258,33 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(5));
         assert_eq!(s.purge(0).expect("purge"), 3);
         assert_eq!(s.counts().expect("counts").0, 1);
+    }
+
+    #[test]
+    fn summaries_wait_until_delivered_and_a_refused_one_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Store::open(&dir.path().join("b.db")).expect("open");
+        let summary = |match_id: &str| MatchSummary {
+            serial: "PV-1".into(),
+            match_id: match_id.into(),
+            match_started_ms: 1,
+            fps: 25.0,
+            players: vec![],
+        };
+        s.save_summary(1, &summary("a")).expect("save");
+        s.save_summary(2, &summary("b")).expect("save");
+        let (k, first) = s.next_summary().expect("next").expect("one");
+        assert_eq!((k, first.match_id.as_str()), (1, "a"));
+        s.summary_done(1, None).expect("done");
+        let (k, _) = s.next_summary().expect("next").expect("two");
+        s.summary_done(k, Some("HTTP 400: bad")).expect("refused");
+        assert!(s.next_summary().expect("next").is_none());
+        assert_eq!(
+            s.summaries().expect("list"),
+            vec![
+                (1, "sent".to_string(), None),
+                (2, "refused".to_string(), Some("HTTP 400: bad".to_string()))
+            ]
+        );
     }
 }

@@ -3,10 +3,11 @@
 //! smoothed, metrics and teams).
 
 use super::metrics::{MetricsConfig, TrackMetrics, match_metrics, smooth_positions, smooth_tracks};
-use super::stitch::{StitchConfig, stitch};
+use super::stitch::{StitchConfig, stitch_linked};
 use super::teams::{Team, assign_teams};
 use super::tracker::{Class, Detection, TrackPoint};
 use polyvision_calibration::ViewGeometry;
+use polyvision_cloud_sync::summary::{MatchSummary, PlayerSummary};
 use std::collections::BTreeMap;
 
 /// Smallest position uncertainty, m (1σ): the foot point itself is not sharper than this.
@@ -51,12 +52,14 @@ pub struct FinishedMatch {
     pub metrics: Vec<TrackMetrics>,
     /// Team per track.
     pub teams: BTreeMap<u32, Team>,
+    /// The tracker's track ids each linked track is made of (the buffer's rows carry these).
+    pub fragments: BTreeMap<u32, Vec<u32>>,
 }
 
 /// Links fragments of one player's track, smooths every trajectory once, and computes the
 /// metrics and teams from it.
 pub fn finish(points: Vec<TrackPoint>, fps: f64, cfg: &MetricsConfig) -> FinishedMatch {
-    let mut points = stitch(points, fps, &StitchConfig::default());
+    let (mut points, fragments) = stitch_linked(points, fps, &StitchConfig::default());
     let smoothed = smooth_tracks(&points, fps, cfg.smoothing_sigma_accel);
     smooth_positions(&mut points, &smoothed);
     let metrics = match_metrics(&smoothed, fps, cfg);
@@ -65,5 +68,49 @@ pub fn finish(points: Vec<TrackPoint>, fps: f64, cfg: &MetricsConfig) -> Finishe
         points,
         metrics,
         teams,
+        fragments,
+    }
+}
+
+impl FinishedMatch {
+    /// What the rig sends the cloud about this match: every person's metrics, team and fragments
+    /// (the ball has no metrics).
+    pub fn summary(
+        &self,
+        serial: &str,
+        match_id: &str,
+        match_started_ms: i64,
+        fps: f64,
+    ) -> MatchSummary {
+        let players = self
+            .metrics
+            .iter()
+            .filter(|m| m.class != Class::Ball)
+            .map(|m| PlayerSummary {
+                player: m.id,
+                class: m.class.mot() as u8,
+                team: self
+                    .teams
+                    .get(&m.id)
+                    .map_or("unknown", |t| t.name())
+                    .to_string(),
+                fragments: self.fragments.get(&m.id).cloned().unwrap_or_else(|| vec![m.id]),
+                frames: m.frames as u32,
+                distance_m: m.distance_m,
+                zone_m: m.zone_m,
+                high_speed_m: m.high_speed_m,
+                top_speed_mps: m.top_speed_mps,
+                sprints: m.sprints,
+                accelerations: m.accelerations,
+                decelerations: m.decelerations,
+            })
+            .collect();
+        MatchSummary {
+            serial: serial.to_string(),
+            match_id: match_id.to_string(),
+            match_started_ms,
+            fps,
+            players,
+        }
     }
 }

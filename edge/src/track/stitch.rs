@@ -45,6 +45,16 @@ struct Span {
 /// Links fragments of people's tracks; returns the points with ids rewritten and gaps filled,
 /// sorted by frame and id.
 pub fn stitch(points: Vec<TrackPoint>, fps: f64, cfg: &StitchConfig) -> Vec<TrackPoint> {
+    stitch_linked(points, fps, cfg).0
+}
+
+/// [`stitch`], also returning which of the tracker's ids each linked track is made of (linked id
+/// → fragment ids in time order, the first being the linked id itself).
+pub fn stitch_linked(
+    points: Vec<TrackPoint>,
+    fps: f64,
+    cfg: &StitchConfig,
+) -> (Vec<TrackPoint>, BTreeMap<u32, Vec<u32>>) {
     let mut by_id: BTreeMap<u32, Vec<TrackPoint>> = BTreeMap::new();
     for p in points {
         by_id.entry(p.id).or_default().push(p);
@@ -94,11 +104,13 @@ pub fn stitch(points: Vec<TrackPoint>, fps: f64, cfg: &StitchConfig) -> Vec<Trac
         has_prev[j] = true;
     }
     let mut out = Vec::new();
+    let mut fragments: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
     for head in (0..n).filter(|&i| !has_prev[i]) {
         let id = spans[head].id;
         let mut cur = Some(head);
         while let Some(i) = cur {
             let span = &spans[i];
+            fragments.entry(id).or_default().push(span.id);
             let upto = next[i].map(|j| spans[j].first.0);
             let pts = by_id.remove(&span.id).unwrap_or_default();
             let mut last_real: Option<TrackPoint> = None;
@@ -137,13 +149,14 @@ pub fn stitch(points: Vec<TrackPoint>, fps: f64, cfg: &StitchConfig) -> Vec<Trac
     }
     // Tracks that had no measured point at all (cannot happen for reported tracks) stay as
     // they were.
-    for (_, pts) in by_id {
+    for (id, pts) in by_id {
+        fragments.entry(id).or_default().push(id);
         out.extend(pts);
     }
     out.sort_by_key(|p| (p.id, p.frame));
     smooth_boxes(&mut out, 3);
     out.sort_by_key(|p| (p.frame, p.id));
-    out
+    (out, fragments)
 }
 
 /// Averages each box over ±`half` frames of its own track (points sorted by id, then frame):
