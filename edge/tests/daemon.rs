@@ -373,6 +373,16 @@ fn mqtt_commands_heartbeats_and_a_broker_restart() {
         })
         .expect("matches");
     assert_eq!((n, closed), (1, 1));
+    let (summaries, state): (i64, String) = db
+        .query_row("SELECT count(*), max(state) FROM summaries", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("summaries");
+    assert_eq!(
+        (summaries, state.as_str()),
+        (1, "pending"),
+        "the finished match's summary waits for the cloud"
+    );
 }
 
 #[test]
@@ -534,6 +544,28 @@ fn the_daemon_syncs_its_buffer_to_the_cloud_and_reports_it() {
         let m = store.start_match(25.0, "{}").expect("match");
         store.append(m.seq, &rows).expect("rows");
         store.stop_match().expect("stop");
+        let player = |id: u32, team: &str| polyvision_cloud_sync::summary::PlayerSummary {
+            player: id,
+            class: 1,
+            team: team.into(),
+            fragments: vec![id],
+            frames: 200,
+            distance_m: 10.0 + id as f64,
+            zone_m: [10.0 + id as f64, 0.0, 0.0, 0.0, 0.0],
+            high_speed_m: 0.0,
+            top_speed_mps: 1.5,
+            sprints: 0,
+            accelerations: 0,
+            decelerations: 0,
+        };
+        let summary = polyvision_cloud_sync::summary::MatchSummary {
+            serial: SERIAL.into(),
+            match_id: polyvision_edge::store::uuid_text(&m.uuid),
+            match_started_ms: m.started_ms,
+            fps: 25.0,
+            players: vec![player(1, "team_a"), player(2, "team_b")],
+        };
+        store.save_summary(m.seq, &summary).expect("summary");
     }
     let ch = ClickHouse::start().expect("ClickHouse");
     let cloud =
@@ -579,7 +611,23 @@ fn the_daemon_syncs_its_buffer_to_the_cloud_and_reports_it() {
             .contains("0 rows waiting"),
         "{ack}"
     );
+    // The match summary follows the rows.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let n = ch
+            .query("SELECT count() FROM rig.player_summaries FINAL")
+            .expect("summaries");
+        if n == "2" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "summary not in ClickHouse: {n} players");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     daemon.terminate();
+    let state: String = rusqlite::Connection::open(&db)
+        .and_then(|c| c.query_row("SELECT state FROM summaries", [], |r| r.get(0)))
+        .expect("summary state");
+    assert_eq!(state, "sent");
     // The cursor is in the buffer: nothing left to send after a restart.
     let acknowledged: i64 = rusqlite::Connection::open(&db)
         .and_then(|c| {
