@@ -1,8 +1,9 @@
 //! A full match from the rig's SQLite buffer into ClickHouse, end to end on loopback: the
 //! buffer, the uploader, the cloud service (in this process) and a real ClickHouse server.
 //! Prints the wire size per row next to JSON lines and zstd-compressed JSON lines of the same
-//! rows, the end-to-end time against the 10 s goal, and the ingest's own rows per second; fails
-//! only if ClickHouse does not hold exactly the buffer's rows.
+//! rows, the end-to-end time against the 10 s goal, the ingest's own rows per second, the rig's
+//! match-end work (the summary) and the coaches' query times; fails if ClickHouse does not hold
+//! exactly the buffer's rows or the cloud's summary differs from the rig's.
 //!
 //! `POLYVISION_SYNC_ROWS` changes the match size (default 4.5 million rows).
 
@@ -10,7 +11,9 @@ use polyvision_cloud_api::testing::{ClickHouse, InProcessService, enrol, row_has
 use polyvision_cloud_sync::identity::public_key_text;
 use polyvision_cloud_sync::uploader::{Uploader, UploaderConfig};
 use polyvision_edge::store::{PositionRow, Store};
-use polyvision_edge::track::tracker::Class;
+use polyvision_edge::track::finish::finish;
+use polyvision_edge::track::metrics::MetricsConfig;
+use polyvision_edge::track::tracker::{Class, TrackPoint};
 use rig_sim::motion::Motion as _;
 use rig_sim::motion::procedural::ProceduralMotion;
 use rig_sim::scene::{BALL_ID, Cast};
@@ -102,6 +105,39 @@ fn a_full_match_goes_from_the_buffer_into_clickhouse() {
     }
     store.stop_match().expect("stop");
     let store_s = t.elapsed().as_secs_f64();
+
+    // The end of the match on the rig: fragments linked, every track smoothed, metrics and
+    // teams, kept in the buffer as the match summary (what the daemon does when a match stops).
+    let cast = Cast::standard(4242);
+    let points: Vec<TrackPoint> = rows
+        .iter()
+        .map(|r| {
+            let measured = (r.conf > 0.0).then_some([r.x_m, r.y_m]);
+            TrackPoint {
+                frame: r.frame as u64,
+                id: r.track,
+                bbox: [0.0; 4],
+                pitch: [r.x_m, r.y_m],
+                measured,
+                cov: measured.map(|_| [[0.0025, 0.0], [0.0, 0.0025]]),
+                class: r.class,
+                conf: r.conf as f64,
+                colour: cast
+                    .person(r.track - 1)
+                    .map(|p| p.look.shirt.map(f32::from)),
+            }
+        })
+        .collect();
+    let t = Instant::now();
+    let finished = finish(points, 25.0, &MetricsConfig::default());
+    let finish_s = t.elapsed().as_secs_f64();
+    let summary = finished.summary(
+        "PV-BENCH",
+        &polyvision_edge::store::uuid_text(&m.uuid),
+        m.started_ms,
+        25.0,
+    );
+    store.save_summary(m.seq, &summary).expect("summary");
 
     // What the buffer holds, as it will travel: checksum, JSON lines, zstd of JSON lines.
     let mut source = Store::open_for_sync(&db).expect("sync connection");
@@ -236,10 +272,43 @@ fn a_full_match_goes_from_the_buffer_into_clickhouse() {
         .map_or(1, |r| r.track);
     let (one_ms, one) = timed(&format!("/v1/matches/{match_text}/heatmap?track={player}"));
     let (all_ms, _) = timed(&format!("/v1/matches/{match_text}/heatmap?class=1"));
+    let (player_ms, _) = timed(&format!("/v1/matches/{match_text}/heatmap?player={player}"));
+    let (team_ms, team) = timed(&format!("/v1/matches/{match_text}/heatmap?team=team_a"));
+    let (summary_ms, answer) = timed(&format!("/v1/matches/{match_text}/summary"));
     let one: serde_json::Value = serde_json::from_str(&one).expect("json");
+    let team: serde_json::Value = serde_json::from_str(&team).expect("json");
+    let answer: serde_json::Value = serde_json::from_str(&answer).expect("json");
     println!(
-        "coach queries on this match: heatmap of one player {one_ms:.0} ms (goal <= 50 ms; {:.0} s on the pitch), heatmap of all outfield players {all_ms:.0} ms, match list {list_ms:.0} ms",
-        one["total_s"].as_f64().unwrap_or(0.0)
+        "match end on the rig (link fragments, smooth {} tracks, metrics, teams): {finish_s:.1} s for {n} positions",
+        finished.metrics.len()
+    );
+    println!(
+        "coach queries on this match: heatmap of one player {one_ms:.0} ms by track, {player_ms:.0} ms by summary player (goal <= 50 ms; {:.0} s on the pitch), one team {team_ms:.0} ms ({:.0} player-seconds), all outfield players {all_ms:.0} ms, match summary of all {} players {summary_ms:.0} ms (goal <= 200 ms), match list {list_ms:.0} ms",
+        one["total_s"].as_f64().unwrap_or(0.0),
+        team["total_s"].as_f64().unwrap_or(0.0),
+        answer["players"].as_array().map_or(0, Vec::len)
+    );
+    // The cloud's numbers are the rig's, to the last bit.
+    let players = answer["players"].as_array().expect("players");
+    assert_eq!(players.len(), summary.players.len());
+    for (got, sent) in players.iter().zip(&summary.players) {
+        assert_eq!(got["player"], sent.player);
+        assert_eq!(got["distance_m"].as_f64(), Some(sent.distance_m));
+        assert_eq!(got["top_speed_mps"].as_f64(), Some(sent.top_speed_mps));
+        assert_eq!(got["sprints"], sent.sprints);
+    }
+    // A team's map counts every row of every fragment of its players, once.
+    let team_tracks: std::collections::HashSet<u32> = summary
+        .players
+        .iter()
+        .filter(|p| p.team == "team_a")
+        .flat_map(|p| p.fragments.iter().copied())
+        .collect();
+    let team_rows = rows.iter().filter(|r| team_tracks.contains(&r.track)).count();
+    assert!(team_rows > 0, "no team_a among {} players", summary.players.len());
+    assert!(
+        (team["total_s"].as_f64().unwrap_or(0.0) - team_rows as f64 / 25.0).abs() < 1e-6,
+        "team_a: {team} vs {team_rows} rows"
     );
     assert_eq!(st.rows_sent, n);
     let (_, unsynced) = source.counts().expect("counts");
