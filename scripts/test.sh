@@ -59,7 +59,8 @@ FIGURE_TESTS=(true_homography_lands_where_the_renderer_draws
   a_match_arrives_once_even_when_sent_twice attacks_on_the_device_path_are_refused_and_write_nothing
   a_thousand_batches_arrive_exactly_once_through_every_fault
   a_full_match_goes_from_the_buffer_into_clickhouse the_decoder_survives_mutated_batches
-  the_uploader_trusts_a_configured_ca_and_nothing_else no_token_ever_sees_another_organisations_data)
+  the_uploader_trusts_a_configured_ca_and_nothing_else no_token_ever_sees_another_organisations_data
+  the_coaches_page_shows_the_rigs_numbers)
 # --no-fail-fast: one failing test binary must not hide the others.
 run_group tests cargo test --workspace --release --locked --no-fail-fast -- "${FIGURE_TESTS[@]/#/--skip=}"
 run_group docs env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release --locked
@@ -124,15 +125,19 @@ run_group trackers bash -c '
   .venv-trackers/bin/pip install -q --disable-pip-version-check -r scripts/requirements-trackers.txt
   .venv-trackers/bin/python scripts/compare-trackers.py --bin target/release'
 # The technician page in headless Chromium: tap landmarks of a rendered match, save, reload.
+# The coaches' page: a match synced from a rig's buffer to the cloud service and ClickHouse,
+# replayed, heatmaps, sorting, every number equal to the rig's metrics.csv; screenshots in
+# target/test-artifacts.
 WEB_WORK=target/test-web
 run_group web bash -c "
   set -e
   rm -rf '$WEB_WORK' && mkdir -p '$WEB_WORK'
   target/release/rig-sim render --seconds 1 --out '$WEB_WORK/match' --quiet
   target/release/rig-sim clicks --out '$WEB_WORK/clicks' --trials 1 --sigma-px 0.5
-  cd tests/web && npm ci --no-audit --no-fund --loglevel=error
-  POLYVISION_BIN=\$PWD/../../target/release POLYVISION_WEB_WORK=\$PWD/../../$WEB_WORK \
-    POLYVISION_ARTIFACTS=\$PWD/../../target/test-artifacts node --test"
+  (cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
+  (cd tests/web && POLYVISION_BIN=\$PWD/../../target/release POLYVISION_WEB_WORK=\$PWD/../../$WEB_WORK \
+    POLYVISION_ARTIFACTS=\$PWD/../../target/test-artifacts node --test calibration-page.test.mjs)
+  POLYVISION_ARTIFACTS=\$PWD/target/test-artifacts cargo test --release --locked -p polyvision-edge --test coaches_page -- --nocapture"
 # A full-size rendering: the default rig, 20 s at 1280×720 per camera.
 SIM_OUT=$(mktemp -d)
 run_group render bash -c "target/release/rig-sim render --seconds 20 --out '$SIM_OUT' --quiet && target/release/rig-sim describe '$SIM_OUT'"

@@ -131,8 +131,9 @@ pub struct HeatmapQuery {
 pub struct Heatmap {
     /// Cell size, metres.
     pub cell_m: f64,
-    /// Cells `[column, row, seconds]`; column `i` spans `[i·cell_m, (i+1)·cell_m)` along the
-    /// touchline from the pitch's left goal line, row `j` likewise across.
+    /// Cells `[column, row, seconds]` in pitch coordinates (metres from the centre spot, x along
+    /// the touchline, y away from the rig): column `i` spans x in `[i·cell_m, (i+1)·cell_m)`,
+    /// row `j` spans y likewise, so cells left of or nearer than the centre spot are negative.
     pub cells: Vec<(i32, i32, f64)>,
     /// Seconds in all cells.
     pub total_s: f64,

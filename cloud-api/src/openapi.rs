@@ -89,7 +89,7 @@ pub fn document() -> Value {
                     {"name": "from_s", "in": "query", "schema": {"type": "number"}},
                     {"name": "to_s", "in": "query", "schema": {"type": "number"}}
                 ],
-                "responses": merge(json!({"200": {"description": "cells [column, row, seconds]"}}), error_responses(&["400", "401", "404", "503"]))
+                "responses": merge(json!({"200": {"description": "cells [column, row, seconds]: column i spans x in [i·cell_m, (i+1)·cell_m) from the centre spot along the touchline, row j likewise across (negative left of and nearer the rig than the centre spot)"}}), error_responses(&["400", "401", "404", "503"]))
             }},
             "/v1/matches/{id}/trajectories": {"get": {
                 "summary": "Positions per track, [seconds, x m, y m], every Nth frame (user token).",

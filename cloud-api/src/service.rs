@@ -177,6 +177,8 @@ pub(crate) fn warehouse_error(state: &AppState, e: clickhouse::error::Error) -> 
 /// The router with every route.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/", get(coaches_page))
+        .route("/app.js", get(coaches_script))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -199,6 +201,38 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// The coaches' page: one HTML file and one script, built into the binary (no CDN, nothing
+/// fetched from elsewhere; the policy forbids it too).
+const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+
+fn page_asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn coaches_page() -> Response {
+    page_asset(
+        "text/html; charset=utf-8",
+        include_str!("../web/index.html"),
+    )
+}
+
+async fn coaches_script() -> Response {
+    page_asset(
+        "text/javascript; charset=utf-8",
+        include_str!("../web/app.js"),
+    )
 }
 
 async fn healthz() -> &'static str {

@@ -7,82 +7,18 @@
 //!
 //! `POLYVISION_SYNC_ROWS` changes the match size (default 4.5 million rows).
 
+mod common;
+
 use polyvision_cloud_api::testing::{ClickHouse, InProcessService, enrol, row_hash};
 use polyvision_cloud_sync::identity::public_key_text;
 use polyvision_cloud_sync::uploader::{Uploader, UploaderConfig};
-use polyvision_edge::store::{PositionRow, Store};
+use polyvision_edge::store::Store;
 use polyvision_edge::track::finish::finish;
 use polyvision_edge::track::metrics::MetricsConfig;
-use polyvision_edge::track::tracker::{Class, TrackPoint};
-use rig_sim::motion::Motion as _;
-use rig_sim::motion::procedural::ProceduralMotion;
-use rig_sim::scene::{BALL_ID, Cast};
+use polyvision_edge::track::tracker::Class;
 use std::time::Instant;
 
 const ADMIN: &str = "bench-admin-token-0123456789";
-
-/// Rows of a procedural match as the tracker stores them: 22 players, 3 officials and the
-/// ball at 25 fps, positions with 4 cm of frame-to-frame jitter (a filtered track's noise),
-/// detection scores spread like the detector's, 5 % coasted rows (score 0).
-fn match_rows(rows_wanted: usize) -> Vec<PositionRow> {
-    let pitch = polyvision_calibration::PitchSize::default();
-    let per_frame = 26;
-    let frames = rows_wanted.div_ceil(per_frame);
-    let mut motion = ProceduralMotion::new(pitch, 25, frames as f64 / 25.0, 4242);
-    let cast = Cast::standard(4242);
-    let mut s = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rnd = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let gauss = move |r: &mut dyn FnMut() -> f64| {
-        let (u, v) = (r().max(1e-12), r());
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    };
-    let mut out = Vec::with_capacity(frames * per_frame);
-    while let Some(f) = motion.next_frame() {
-        let mut objects: Vec<(u32, [f64; 2], Class)> = f
-            .people
-            .iter()
-            .map(|p| {
-                let class = match cast.person(p.id).map(|c| c.role.mot_class()) {
-                    Some(2) => Class::Goalkeeper,
-                    Some(3) => Class::Referee,
-                    _ => Class::Player,
-                };
-                (p.id + 1, p.pos, class)
-            })
-            .collect();
-        if let Some(b) = f.ball {
-            objects.push((BALL_ID + 1, [b.pos[0], b.pos[1]], Class::Ball));
-        }
-        for (track, pos, class) in objects {
-            let coasted = rnd() < 0.05;
-            let conf = if coasted {
-                0.0
-            } else if class == Class::Ball {
-                0.55 + 0.45 * rnd()
-            } else {
-                0.78 + 0.22 * rnd()
-            };
-            out.push(PositionRow {
-                frame: f.index as u32,
-                track,
-                x_m: pos[0] + 0.04 * gauss(&mut rnd),
-                y_m: pos[1] + 0.04 * gauss(&mut rnd),
-                class,
-                conf: conf as f32,
-            });
-        }
-        if out.len() >= rows_wanted {
-            break;
-        }
-    }
-    out.truncate(rows_wanted);
-    out
-}
 
 #[test]
 fn a_full_match_goes_from_the_buffer_into_clickhouse() {
@@ -92,7 +28,7 @@ fn a_full_match_goes_from_the_buffer_into_clickhouse() {
         .unwrap_or(4_500_000);
     let dir = tempfile::tempdir().expect("tempdir");
     let t = Instant::now();
-    let rows = match_rows(rows_wanted);
+    let rows = common::match_rows(rows_wanted);
     let gen_s = t.elapsed().as_secs_f64();
 
     // The buffer, written the way the pipeline writes it: one transaction per second of match.
@@ -108,26 +44,7 @@ fn a_full_match_goes_from_the_buffer_into_clickhouse() {
 
     // The end of the match on the rig: fragments linked, every track smoothed, metrics and
     // teams, kept in the buffer as the match summary (what the daemon does when a match stops).
-    let cast = Cast::standard(4242);
-    let points: Vec<TrackPoint> = rows
-        .iter()
-        .map(|r| {
-            let measured = (r.conf > 0.0).then_some([r.x_m, r.y_m]);
-            TrackPoint {
-                frame: r.frame as u64,
-                id: r.track,
-                bbox: [0.0; 4],
-                pitch: [r.x_m, r.y_m],
-                measured,
-                cov: measured.map(|_| [[0.0025, 0.0], [0.0, 0.0025]]),
-                class: r.class,
-                conf: r.conf as f64,
-                colour: cast
-                    .person(r.track - 1)
-                    .map(|p| p.look.shirt.map(f32::from)),
-            }
-        })
-        .collect();
+    let points = common::track_points(&rows);
     let t = Instant::now();
     let finished = finish(points, 25.0, &MetricsConfig::default());
     let finish_s = t.elapsed().as_secs_f64();
