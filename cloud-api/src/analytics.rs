@@ -341,8 +341,8 @@ pub struct ExportQuery {
 }
 
 /// `GET /v1/matches/{id}/export`: every position of the match (frame, seconds, track, player,
-/// class, x, y, confidence) as CSV with a header row, or as Parquet, streamed as ClickHouse
-/// writes it.
+/// class, x, y, confidence): CSV with a header row streamed as ClickHouse writes it, or Parquet
+/// written by [`crate::export`].
 pub async fn export(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -350,9 +350,9 @@ pub async fn export(
     Query(q): Query<ExportQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     let user = user(&state, &headers)?;
-    let (format, content_type, ext) = match q.format.as_deref().unwrap_or("csv") {
-        "csv" => ("CSVWithNames", "text/csv; charset=utf-8", "csv"),
-        "parquet" => ("Parquet", "application/vnd.apache.parquet", "parquet"),
+    let parquet = match q.format.as_deref().unwrap_or("csv") {
+        "csv" => false,
+        "parquet" => true,
         other => {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
@@ -362,7 +362,7 @@ pub async fn export(
     };
     let org = user.org.to_string();
     let (id, fps) = match_fps(&state, &org, &match_id).await?;
-    let mut cursor = state
+    let query = state
         .warehouse()
         .client()
         .query(&crate::queries::EXPORT.sql())
@@ -370,32 +370,51 @@ pub async fn export(
         .bind(&org)
         .bind(id.to_string())
         .bind(&org)
-        .bind(id.to_string())
-        .fetch_bytes(format)
-        .map_err(|e| warehouse_error(&state, e))?;
-    // The first chunk decides between an answer and an error (a server without Parquet says so
-    // here); the rest streams.
-    let first = cursor.next().await.map_err(|e| {
-        let text = e.to_string();
-        if ext == "parquet" && text.contains("Parquet") {
+        .bind(id.to_string());
+    let (content_type, ext, body) = if parquet {
+        let mut rows = query
+            .fetch::<crate::export::ExportRow>()
+            .map_err(|e| warehouse_error(&state, e))?;
+        let internal = |e: parquet::errors::ParquetError| {
             ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "this ClickHouse server cannot write Parquet (it needs 19.x or newer); use format=csv",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("writing Parquet: {e}"),
             )
-        } else {
-            warehouse_error(&state, e)
+        };
+        let mut file = crate::export::ParquetExport::new().map_err(internal)?;
+        while let Some(row) = rows.next().await.map_err(|e| warehouse_error(&state, e))? {
+            file.push(row).map_err(internal)?;
         }
-    })?;
-    let head = futures_util::stream::iter(first.map(Ok::<_, clickhouse::error::Error>));
-    let body = axum::body::Body::from_stream(futures_util::StreamExt::chain(head, cursor));
-    Ok(axum::response::Response::builder()
+        let (bytes, _) = file.finish().map_err(internal)?;
+        (
+            "application/vnd.apache.parquet",
+            "parquet",
+            axum::body::Body::from(bytes),
+        )
+    } else {
+        let mut cursor = query
+            .fetch_bytes("CSVWithNames")
+            .map_err(|e| warehouse_error(&state, e))?;
+        // The first chunk decides between an answer and an error; the rest streams.
+        let first = cursor
+            .next()
+            .await
+            .map_err(|e| warehouse_error(&state, e))?;
+        let head = futures_util::stream::iter(first.map(Ok::<_, clickhouse::error::Error>));
+        (
+            "text/csv; charset=utf-8",
+            "csv",
+            axum::body::Body::from_stream(futures_util::StreamExt::chain(head, cursor)),
+        )
+    };
+    axum::response::Response::builder()
         .header(axum::http::header::CONTENT_TYPE, content_type)
         .header(
             axum::http::header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"match-{id}.{ext}\""),
         )
         .body(body)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 /// `GET /v1/matches/{id}/heatmap`.

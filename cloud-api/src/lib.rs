@@ -24,14 +24,17 @@
 //!
 //! # Parts
 //!
-//! [`users`] (coaches' and admins' RS256 tokens), [`analytics`] (matches, heatmaps),
-//! [`schema`] (migrations), [`queries`] (the SQL the service runs, in `cloud-api/queries/`), [`auth`] (nonces, device tokens), [`warehouse`] (ClickHouse reads
-//! and writes), [`service`] (routes, limits, metrics), [`openapi`]; [`testing`] starts a
+//! [`users`] (coaches' and admins' RS256 tokens), [`analytics`] (matches, the rigs' match
+//! summaries, heatmaps, trajectories), [`export`] (a match as CSV or Parquet), [`schema`]
+//! (migrations), [`queries`] (the SQL the service runs, in `cloud-api/queries/`), [`auth`]
+//! (nonces, device tokens), [`warehouse`] (ClickHouse reads and writes), [`service`] (routes,
+//! limits, metrics, the coaches' page from `cloud-api/web/`), [`openapi`]; [`testing`] starts a
 //! ClickHouse server of its own for tests and benchmarks.
 #![forbid(unsafe_code)]
 
 pub mod analytics;
 pub mod auth;
+pub mod export;
 pub mod openapi;
 pub mod queries;
 pub mod schema;

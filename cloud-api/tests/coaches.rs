@@ -194,7 +194,12 @@ fn no_token_ever_sees_another_organisations_data() {
             (half["total_s"].as_f64().unwrap_or(0.0) - 8.0).abs() < 1e-9,
             "{half}"
         );
-        for path in ["summary", "export", "export?format=csv"] {
+        for path in [
+            "summary",
+            "export",
+            "export?format=csv",
+            "export?format=parquet",
+        ] {
             let url = |m: &str| format!("{base}/v1/matches/{m}/{path}");
             let (status, _) = http("GET", &url(&match_of[own]), Some(tok.as_str()), b"").expect("own");
             assert_eq!(status, 200, "{who} {path}");
@@ -274,6 +279,39 @@ fn no_token_ever_sees_another_organisations_data() {
             "\"frame\",\"time_s\",\"track\",\"player\",\"class\",\"x_m\",\"y_m\",\"confidence\""
         );
         assert_eq!(lines.len(), 1 + 400 * 23);
+        // The same rows as Parquet, written by the service (18.16 cannot), read back.
+        let (status, parquet) = svc
+            .runtime()
+            .block_on(async {
+                let r = reqwest::Client::new()
+                    .get(format!("{base}/v1/matches/{}/export?format=parquet", match_of[own]))
+                    .bearer_auth(tok.as_str())
+                    .send()
+                    .await?;
+                Ok::<_, reqwest::Error>((r.status().as_u16(), r.bytes().await?))
+            })
+            .expect("parquet export");
+        assert_eq!(status, 200);
+        {
+            use parquet::file::reader::{FileReader, SerializedFileReader};
+            let reader = SerializedFileReader::new(parquet).expect("a Parquet file");
+            assert_eq!(
+                reader.metadata().file_metadata().num_rows(),
+                400 * 23,
+                "{who}: Parquet rows"
+            );
+            let players: Vec<String> = reader
+                .get_row_iter(None)
+                .expect("rows")
+                .filter_map(Result::ok)
+                .map(|r| r.to_string())
+                .filter(|r| r.starts_with("{frame: 25,"))
+                .collect();
+            assert!(
+                players.iter().any(|r| r.contains("track: 2, player: 1,")),
+                "{who}: {players:?}"
+            );
+        }
         let rig_row = rows_of[own]
             .iter()
             .find(|r| r.track == 2 && r.frame == 25)

@@ -205,6 +205,31 @@ fn a_full_match_goes_from_the_buffer_into_clickhouse() {
         team["total_s"].as_f64().unwrap_or(0.0),
         answer["players"].as_array().map_or(0, Vec::len)
     );
+    // The whole match as files (once each: these are large).
+    let export = |format: &str| {
+        let t = Instant::now();
+        let (status, body) = rt
+            .block_on(async {
+                let r = reqwest::Client::new()
+                    .get(format!(
+                        "{base}/v1/matches/{match_text}/export?format={format}"
+                    ))
+                    .bearer_auth(&coach)
+                    .send()
+                    .await?;
+                Ok::<_, reqwest::Error>((r.status().as_u16(), r.bytes().await?))
+            })
+            .expect("export");
+        assert_eq!(status, 200, "{format} export");
+        (t.elapsed().as_secs_f64(), body.len())
+    };
+    let (csv_s, csv_bytes) = export("csv");
+    let (parquet_s, parquet_bytes) = export("parquet");
+    println!(
+        "export of the match: CSV {csv_s:.1} s ({:.0} MB), Parquet {parquet_s:.1} s ({:.0} MB)",
+        csv_bytes as f64 / 1e6,
+        parquet_bytes as f64 / 1e6
+    );
     // The cloud's numbers are the rig's, to the last bit.
     let players = answer["players"].as_array().expect("players");
     assert_eq!(players.len(), summary.players.len());
