@@ -458,7 +458,14 @@ pub async fn heatmap(
                     format!("team {t:?}: one of team_a, team_b, goalkeeper, referee, unknown"),
                 ));
             }
-            let list = fragments(&state, &org, match_id, player.unwrap_or(0), team.unwrap_or("")).await?;
+            let list = fragments(
+                &state,
+                &org,
+                match_id,
+                player.unwrap_or(0),
+                team.unwrap_or(""),
+            )
+            .await?;
             if list.is_empty() {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,

@@ -62,7 +62,10 @@ impl ParquetExport {
         let schema = Arc::new(parse_message_type(SCHEMA)?);
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3)?))
-            .set_created_by(format!("polyvision-cloud-api {}", env!("CARGO_PKG_VERSION")))
+            .set_created_by(format!(
+                "polyvision-cloud-api {}",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build();
         Ok(ParquetExport {
             writer: SerializedFileWriter::new(Vec::new(), schema, Arc::new(props))?,
@@ -92,30 +95,42 @@ impl ParquetExport {
         while let Some(mut column) = group.next_column()? {
             // Unsigned values travel in INT32 bit for bit, as the annotation says.
             match index {
-                0 => column
-                    .typed::<Int32Type>()
-                    .write_batch(&ints(|r| r.frame as i32), None, None)?,
-                1 => column
-                    .typed::<DoubleType>()
-                    .write_batch(&doubles(|r| r.time_s), None, None)?,
-                2 => column
-                    .typed::<Int32Type>()
-                    .write_batch(&ints(|r| r.track as i32), None, None)?,
-                3 => column
-                    .typed::<Int32Type>()
-                    .write_batch(&ints(|r| r.player as i32), None, None)?,
-                4 => column
-                    .typed::<Int32Type>()
-                    .write_batch(&ints(|r| r.class as i32), None, None)?,
+                0 => column.typed::<Int32Type>().write_batch(
+                    &ints(|r| r.frame as i32),
+                    None,
+                    None,
+                )?,
+                1 => {
+                    column
+                        .typed::<DoubleType>()
+                        .write_batch(&doubles(|r| r.time_s), None, None)?
+                }
+                2 => column.typed::<Int32Type>().write_batch(
+                    &ints(|r| r.track as i32),
+                    None,
+                    None,
+                )?,
+                3 => column.typed::<Int32Type>().write_batch(
+                    &ints(|r| r.player as i32),
+                    None,
+                    None,
+                )?,
+                4 => column.typed::<Int32Type>().write_batch(
+                    &ints(|r| r.class as i32),
+                    None,
+                    None,
+                )?,
                 5 => column
                     .typed::<DoubleType>()
                     .write_batch(&doubles(|r| r.x_m), None, None)?,
                 6 => column
                     .typed::<DoubleType>()
                     .write_batch(&doubles(|r| r.y_m), None, None)?,
-                _ => column
-                    .typed::<DoubleType>()
-                    .write_batch(&doubles(|r| r.confidence), None, None)?,
+                _ => column.typed::<DoubleType>().write_batch(
+                    &doubles(|r| r.confidence),
+                    None,
+                    None,
+                )?,
             };
             column.close()?;
             index += 1;

@@ -708,7 +708,10 @@ async fn ingest_summary(
     let match_id = Uuid::parse_str(&summary.match_id).map_err(|_| {
         reject(
             StatusCode::BAD_REQUEST,
-            format!("match summary: match_id {:?} is not a UUID", summary.match_id),
+            format!(
+                "match summary: match_id {:?} is not a UUID",
+                summary.match_id
+            ),
         )
     })?;
     let dev = active_device(&state, &claims.sub).await?;

@@ -201,18 +201,19 @@ fn no_token_ever_sees_another_organisations_data() {
             "export?format=parquet",
         ] {
             let url = |m: &str| format!("{base}/v1/matches/{m}/{path}");
-            let (status, _) = http("GET", &url(&match_of[own]), Some(tok.as_str()), b"").expect("own");
+            let (status, _) =
+                http("GET", &url(&match_of[own]), Some(tok.as_str()), b"").expect("own");
             assert_eq!(status, 200, "{who} {path}");
             let (status, _) = get(&url(&match_of[other]), tok);
-            assert_eq!(status, 404, "{who} must not read the other organisation's {path}");
+            assert_eq!(
+                status, 404,
+                "{who} must not read the other organisation's {path}"
+            );
             checked += 2;
         }
 
         // The summary is exactly what the rig sent.
-        let (_, answer) = get(
-            &format!("{base}/v1/matches/{}/summary", match_of[own]),
-            tok,
-        );
+        let (_, answer) = get(&format!("{base}/v1/matches/{}/summary", match_of[own]), tok);
         assert_eq!(answer["complete"], true);
         let rig = &summary_of[own];
         let players = answer["players"].as_array().expect("players");
@@ -244,7 +245,10 @@ fn no_token_ever_sees_another_organisations_data() {
             &format!("{base}/v1/matches/{}/heatmap?player=1", match_of[own]),
             tok,
         );
-        assert!((p1["total_s"].as_f64().unwrap_or(0.0) - 32.0).abs() < 1e-9, "{p1}");
+        assert!(
+            (p1["total_s"].as_f64().unwrap_or(0.0) - 32.0).abs() < 1e-9,
+            "{p1}"
+        );
         let team_a: usize = rig
             .players
             .iter()
@@ -284,7 +288,10 @@ fn no_token_ever_sees_another_organisations_data() {
             .runtime()
             .block_on(async {
                 let r = reqwest::Client::new()
-                    .get(format!("{base}/v1/matches/{}/export?format=parquet", match_of[own]))
+                    .get(format!(
+                        "{base}/v1/matches/{}/export?format=parquet",
+                        match_of[own]
+                    ))
                     .bearer_auth(tok.as_str())
                     .send()
                     .await?;

@@ -222,7 +222,8 @@ impl<'a> SignedSummary<'a> {
             ));
         }
         let (signed, sig) = data.split_at(9 + n);
-        let signature = Signature::from_slice(sig).map_err(|e| refuse("signature", e.to_string()))?;
+        let signature =
+            Signature::from_slice(sig).map_err(|e| refuse("signature", e.to_string()))?;
         let summary: MatchSummary =
             serde_json::from_slice(&signed[9..]).map_err(|e| refuse("json", e.to_string()))?;
         summary.validate()?;

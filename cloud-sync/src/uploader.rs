@@ -551,9 +551,7 @@ impl Uploader {
             else {
                 // Rows first (coaches can open a match before its summary arrives), then the
                 // summaries of finished matches.
-                while let Some((key, summary)) =
-                    source.next_summary().map_err(SyncError::Source)?
-                {
+                while let Some((key, summary)) = source.next_summary().map_err(SyncError::Source)? {
                     if self.stop.load(Ordering::Relaxed) {
                         return Err(SyncError::Stopped);
                     }

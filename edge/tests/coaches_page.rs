@@ -42,11 +42,7 @@ fn the_coaches_page_shows_the_rigs_numbers() {
         store.append(m.seq, chunk).expect("append");
     }
     store.stop_match().expect("stop");
-    let finished = finish(
-        common::track_points(&rows),
-        25.0,
-        &MetricsConfig::default(),
-    );
+    let finished = finish(common::track_points(&rows), 25.0, &MetricsConfig::default());
     let match_id = uuid_text(&m.uuid);
     store
         .save_summary(

@@ -620,7 +620,10 @@ fn the_daemon_syncs_its_buffer_to_the_cloud_and_reports_it() {
         if n == "2" {
             break;
         }
-        assert!(Instant::now() < deadline, "summary not in ClickHouse: {n} players");
+        assert!(
+            Instant::now() < deadline,
+            "summary not in ClickHouse: {n} players"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     daemon.terminate();

@@ -246,8 +246,15 @@ fn a_full_match_goes_from_the_buffer_into_clickhouse() {
         .filter(|p| p.team == "team_a")
         .flat_map(|p| p.fragments.iter().copied())
         .collect();
-    let team_rows = rows.iter().filter(|r| team_tracks.contains(&r.track)).count();
-    assert!(team_rows > 0, "no team_a among {} players", summary.players.len());
+    let team_rows = rows
+        .iter()
+        .filter(|r| team_tracks.contains(&r.track))
+        .count();
+    assert!(
+        team_rows > 0,
+        "no team_a among {} players",
+        summary.players.len()
+    );
     assert!(
         (team["total_s"].as_f64().unwrap_or(0.0) - team_rows as f64 / 25.0).abs() < 1e-6,
         "team_a: {team} vs {team_rows} rows"

@@ -200,7 +200,11 @@ impl RowSource for Store {
         self.conn
             .execute(
                 "UPDATE summaries SET state = ?2, reason = ?3 WHERE match_seq = ?1",
-                params![key, if refused.is_some() { "refused" } else { "sent" }, refused],
+                params![
+                    key,
+                    if refused.is_some() { "refused" } else { "sent" },
+                    refused
+                ],
             )
             .map_err(|e| e.to_string())?;
         Ok(())

@@ -94,7 +94,11 @@ impl FinishedMatch {
                     .get(&m.id)
                     .map_or("unknown", |t| t.name())
                     .to_string(),
-                fragments: self.fragments.get(&m.id).cloned().unwrap_or_else(|| vec![m.id]),
+                fragments: self
+                    .fragments
+                    .get(&m.id)
+                    .cloned()
+                    .unwrap_or_else(|| vec![m.id]),
                 frames: m.frames as u32,
                 distance_m: m.distance_m,
                 zone_m: m.zone_m,

@@ -73,7 +73,6 @@ pub fn match_rows(rows_wanted: usize) -> Vec<PositionRow> {
     out
 }
 
-
 /// The rows as the tracker reported them: measured unless coasted (5 cm position noise), with
 /// the shirt colour of the cast member (what the team clustering reads).
 pub fn track_points(rows: &[PositionRow]) -> Vec<TrackPoint> {
