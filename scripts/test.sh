@@ -113,6 +113,13 @@ run_group cloud bash -c '
   cargo test --release --locked -p polyvision-edge --test sync -- --nocapture
   .venv/bin/python scripts/check-clickhouse-sql.py
   POLYVISION_FUZZ_SECONDS=30 cargo test --release --locked -p polyvision-cloud-sync --test fuzz -- --nocapture'
+# The TensorRT shim without TensorRT: its bindings regenerated from the C header (bindgen,
+# libclang) must equal the committed ones, and the Rust side with the tensorrt feature must
+# type-check and pass clippy (the C++ shim itself needs TensorRT's headers: not here).
+run_group tensorrt bash -c '
+  set -e
+  bash scripts/gen-tensorrt-bindings.sh --check
+  POLYVISION_TENSORRT_SKIP_SHIM=1 cargo clippy --release --locked -p polyvision-edge --features tensorrt -- -D warnings'
 # The Yocto layer without a bitbake build: oelint-adv, the crates list against Cargo.lock,
 # systemd-analyze verify and security on the unit, and the unit's ExecStart run for real
 # (READY=1, watchdog pings, SIGTERM).

@@ -31,8 +31,12 @@
 //! (packed `mulps`/`subps` in the release build). NV12 output for the encoder is not there: the
 //! detector wants RGB, and no encoder is in the pipeline yet.
 //!
-//! `unsafe` is confined to [`gpu`] (kernel launches and `cudarc`'s driver probe). The TensorRT
-//! binding will live here too, behind a cargo feature.
+//! [`tensorrt`] holds the detector's TensorRT engine: a C++ shim with a C header, bindings
+//! generated from it, and an engine cache; the shim and the engine are compiled with the
+//! `tensorrt` cargo feature only.
+//!
+//! `unsafe` is confined to [`gpu`] (kernel launches and `cudarc`'s driver probe) and the
+//! TensorRT engine's calls into the shim.
 #![deny(unsafe_code)]
 
 pub mod backend;
@@ -41,6 +45,7 @@ pub mod gpu;
 pub mod image;
 pub mod preprocess;
 pub mod stitch;
+pub mod tensorrt;
 
 pub use backend::{Backend, Preference};
 pub use image::{KernelError, Nv12, Rgba, YuvMatrix};

@@ -68,6 +68,15 @@ pub struct DetectConfig {
     pub threads: usize,
     /// Tiles per inference run.
     pub batch: usize,
+    /// `auto`, `tract` or `tensorrt`.
+    pub backend: String,
+    /// TensorRT engine precision: `fp16`, `fp32` or `int8`.
+    pub precision: String,
+    /// Folder of built TensorRT engines.
+    pub engine_cache: PathBuf,
+    /// INT8 calibration cache (for `precision = "int8"`).
+    #[serde(default)]
+    pub calibration_cache: Option<PathBuf>,
 }
 
 /// `[pipeline]`
@@ -299,6 +308,10 @@ impl EdgeConfig {
         };
         resolve(&mut config.calibration.file);
         resolve(&mut config.detect.model);
+        resolve(&mut config.detect.engine_cache);
+        if let Some(f) = config.detect.calibration_cache.as_mut() {
+            resolve(f);
+        }
         resolve(&mut config.storage.database);
         resolve(&mut config.cloud.key_file);
         if let Some(f) = config.cloud.ca_file.as_mut() {
@@ -355,6 +368,29 @@ impl EdgeConfig {
             return Err(bad(
                 "detect.threshold",
                 format!("{} is outside 0–1", self.detect.threshold),
+            ));
+        }
+        if !["auto", "tract", "tensorrt"].contains(&self.detect.backend.as_str()) {
+            return Err(bad(
+                "detect.backend",
+                format!("{:?}: auto, tract or tensorrt", self.detect.backend),
+            ));
+        }
+        if self.detect.backend == "tensorrt" && !cfg!(feature = "tensorrt") {
+            return Err(bad(
+                "detect.backend",
+                "tensorrt: this build has no TensorRT (cargo feature tensorrt); use auto or tract"
+                    .into(),
+            ));
+        }
+        let precision = polyvision_cuda::tensorrt::cache::Precision::parse(&self.detect.precision)
+            .map_err(|e| bad("detect.precision", e))?;
+        if precision == polyvision_cuda::tensorrt::cache::Precision::Int8
+            && self.detect.calibration_cache.is_none()
+        {
+            return Err(bad(
+                "detect.calibration_cache",
+                "precision int8 needs a calibration cache".into(),
             ));
         }
         if !(1..=64).contains(&self.detect.threads) || !(1..=64).contains(&self.detect.batch) {
@@ -589,6 +625,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("fiel"), "{err}");
+        for (detect, field) in [
+            ("backend = \"onnxruntime\"", "detect.backend"),
+            ("precision = \"fp8\"", "detect.precision"),
+            ("precision = \"int8\"", "detect.calibration_cache"),
+        ] {
+            let err = parse(&format!("{pin}[detect]\n{detect}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{detect}: {err}");
+        }
+        let tensorrt = parse(&format!("{pin}[detect]\nbackend = \"tensorrt\"\n"));
+        assert_eq!(
+            tensorrt.is_ok(),
+            cfg!(feature = "tensorrt"),
+            "tensorrt only where the build has it: {tensorrt:?}"
+        );
     }
 
     #[test]

@@ -37,6 +37,13 @@ enum Command {
         /// Configuration file (TOML).
         config: PathBuf,
     },
+    /// Load the detector as the daemon will: with TensorRT, build its engine into
+    /// `[detect] engine_cache` now if the cache has none for this model, TensorRT and GPU (first
+    /// boot runs this, so a match never waits minutes for it).
+    PrepareDetector {
+        /// Configuration file (TOML).
+        config: PathBuf,
+    },
     /// Print the rig's serial and Ed25519 public key for enrolment in the cloud (the key file
     /// of `[cloud] key_file` is created, mode 0600, if it does not exist yet).
     DeviceKey {
@@ -145,6 +152,22 @@ fn run(cli: Cli) -> Result<()> {
             runtime.block_on(run_daemon(config, pin, start_match))
         }
         Command::CheckConfig { config } => check_config(&config),
+        Command::PrepareDetector { config } => {
+            let config = EdgeConfig::load(&config)?;
+            let (_, card) =
+                polyvision_edge::detect::card::ModelCard::for_model(&config.detect.model)
+                    .map_err(|e| anyhow::anyhow!("detect.model: {e}"))?;
+            let started = std::time::Instant::now();
+            let backend = polyvision_edge::detect::backend::load(&config.detect, &card)
+                .map_err(|e| anyhow::anyhow!("detector: {e}"))?;
+            println!(
+                "detector ready: {} (batch {}) in {:.1} s",
+                backend.name(),
+                backend.batch(),
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
         Command::DeviceKey { config } => {
             let config = match config {
                 Some(p) => EdgeConfig::load(&p)?,

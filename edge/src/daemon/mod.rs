@@ -21,7 +21,6 @@ pub mod web;
 use crate::calibration::ActiveCalibration;
 use crate::capture::video::SourceSpec;
 use crate::config::EdgeConfig;
-use crate::detect::backend::TractBackend;
 use crate::detect::card::ModelCard;
 use crate::detect::detector::{Detector, DetectorConfig};
 use crate::pipeline::{PipelineCounters, PipelineParts};
@@ -331,14 +330,9 @@ fn build_parts(shared: &Shared) -> Result<PipelineParts, String> {
         .stitcher(StitchPlan::new(table).map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
     let (_, card) = ModelCard::for_model(&config.detect.model)?;
-    let backend = TractBackend::load(
-        &config.detect.model,
-        &card,
-        config.detect.batch,
-        config.detect.threads,
-    )?;
+    let backend = crate::detect::backend::load(&config.detect, &card)?;
     let detector = Detector::new(
-        Box::new(backend),
+        backend,
         pixels.preprocessor(),
         card,
         DetectorConfig {

@@ -2,7 +2,10 @@
 //!
 //! - [`TractBackend`]: tract (pure Rust ONNX), always available; its matrix products run on a
 //!   thread pool of the size asked for (tract's default is one thread).
-//! - TensorRT on the Jetson: not written yet.
+//! - [`TensorRtBackend`] (cargo feature `tensorrt`): the engine of `polyvision_cuda::tensorrt`,
+//!   built from the same ONNX file on first start and cached.
+//!
+//! [`load`] picks one from the `[detect]` config.
 
 use super::card::ModelCard;
 use std::path::Path;
@@ -104,5 +107,102 @@ impl InferenceBackend for TractBackend {
             .to_plain_array_view::<f32>()
             .map_err(|e| format!("output: {e:#}"))?;
         Ok((view.iter().copied().collect(), view.shape().to_vec()))
+    }
+}
+
+/// The backend the `[detect]` section asks for: `tract`, `tensorrt`, or `auto` (TensorRT when
+/// this build has it, else tract). Logs which one runs, once.
+pub fn load(
+    config: &crate::config::DetectConfig,
+    card: &ModelCard,
+) -> Result<Box<dyn InferenceBackend>, String> {
+    let tensorrt =
+        config.backend == "tensorrt" || (config.backend == "auto" && cfg!(feature = "tensorrt"));
+    let backend: Box<dyn InferenceBackend> = if tensorrt {
+        load_tensorrt(config, card)?
+    } else {
+        Box::new(TractBackend::load(
+            &config.model,
+            card,
+            config.batch,
+            config.threads,
+        )?)
+    };
+    tracing::info!(
+        backend = backend.name(),
+        batch = backend.batch(),
+        model = %config.model.display(),
+        "detector loaded"
+    );
+    Ok(backend)
+}
+
+#[cfg(feature = "tensorrt")]
+fn load_tensorrt(
+    config: &crate::config::DetectConfig,
+    card: &ModelCard,
+) -> Result<Box<dyn InferenceBackend>, String> {
+    Ok(Box::new(TensorRtBackend::load(config, card)?))
+}
+
+#[cfg(not(feature = "tensorrt"))]
+fn load_tensorrt(
+    _config: &crate::config::DetectConfig,
+    _card: &ModelCard,
+) -> Result<Box<dyn InferenceBackend>, String> {
+    Err("this build has no TensorRT (cargo feature tensorrt)".into())
+}
+
+/// TensorRT.
+#[cfg(feature = "tensorrt")]
+pub struct TensorRtBackend {
+    engine: polyvision_cuda::tensorrt::Engine,
+    batch: usize,
+}
+
+#[cfg(feature = "tensorrt")]
+impl TensorRtBackend {
+    /// The engine for the configured model (from the cache, or built now), checked against the
+    /// model card.
+    pub fn load(config: &crate::config::DetectConfig, card: &ModelCard) -> Result<Self, String> {
+        use polyvision_cuda::tensorrt::cache::Precision;
+        let options = polyvision_cuda::tensorrt::EngineOptions {
+            cache_dir: config.engine_cache.clone(),
+            precision: Precision::parse(&config.precision)?,
+            calibration_cache: config.calibration_cache.clone(),
+            max_batch: config.batch as u32,
+            workspace_bytes: 1 << 30,
+            device: 0,
+        };
+        let engine = polyvision_cuda::tensorrt::Engine::open(&config.model, &options)?;
+        let size = card.input_size as i64;
+        let dims = &engine.input_dims;
+        if dims[1] != 3 || dims[2] != size || dims[3] != size {
+            return Err(format!(
+                "{}: the engine's input is {dims:?}, the card says [N, 3, {size}, {size}]",
+                engine.path.display()
+            ));
+        }
+        let batch = if dims[0] > 0 {
+            dims[0] as usize
+        } else {
+            config.batch.max(1)
+        };
+        Ok(TensorRtBackend { engine, batch })
+    }
+}
+
+#[cfg(feature = "tensorrt")]
+impl InferenceBackend for TensorRtBackend {
+    fn name(&self) -> &'static str {
+        "tensorrt"
+    }
+
+    fn batch(&self) -> usize {
+        self.batch
+    }
+
+    fn run(&mut self, input: &[f32]) -> Result<(Vec<f32>, Vec<usize>), String> {
+        self.engine.infer(input, self.batch)
     }
 }

@@ -8,11 +8,14 @@ SECTION = "multimedia"
 LICENSE = "Apache-2.0"
 LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57"
 
-# gstreamer-sys and gstreamer-app-sys find the libraries through pkg-config.
+# gstreamer-sys and gstreamer-app-sys find the libraries through pkg-config; the TensorRT shim
+# (feature tensorrt, below) compiles against TensorRT's and CUDA's headers and links them.
 DEPENDS += "\
+    cuda-cudart \
     glib-2.0 \
     gstreamer1.0 \
     gstreamer1.0-plugins-base \
+    tensorrt-core \
 "
 
 PV .= "+git"
@@ -41,13 +44,13 @@ inherit cargo pkgconfig systemd useradd
 
 COMPATIBLE_MACHINE = "(tegra)"
 
-# Cargo features of the edge crate. Today edge/Cargo.toml and cuda/Cargo.toml define none:
-# CUDA is loaded at run time (cudarc with dynamic-loading: libcuda and libnvrtc are needed on
-# the rig, nothing of CUDA at build time) and the TensorRT backend is not written yet. When
-# the crates grow the features, enable them here, e.g.
-#   POLYVISION_CARGO_FEATURES = "cuda tensorrt"
-# and add "tensorrt-core tensorrt-plugins cuda-cudart" to DEPENDS if they link at build time.
-POLYVISION_CARGO_FEATURES ??= ""
+# Cargo features of the edge crate. CUDA is loaded at run time (cudarc with dynamic-loading:
+# libcuda and libnvrtc are needed on the rig, nothing of CUDA at build time). The detector runs
+# through TensorRT with the "tensorrt" feature: cuda/build.rs compiles the C++ shim against the
+# TensorRT and CUDA headers of the sysroot and links nvinfer, nvonnxparser and cudart.
+POLYVISION_CARGO_FEATURES ??= "tensorrt"
+export TENSORRT_ROOT = "${STAGING_DIR_TARGET}${prefix}"
+export CUDA_HOME = "${STAGING_DIR_TARGET}${prefix}/local/cuda-12.6"
 POLYVISION_CARGO_ARGS = "--package polyvision-edge --bin polyvision-edge \
     ${@'--features "%s"' % d.getVar('POLYVISION_CARGO_FEATURES') if d.getVar('POLYVISION_CARGO_FEATURES') else ''}"
 
@@ -113,5 +116,5 @@ RDEPENDS:${PN} = " \
     tensorrt-core \
     tensorrt-plugins \
 "
-# trtexec builds the engine at first boot (polyvision-firstboot).
+# NVIDIA's trtexec, to inspect or benchmark the cached engine on a rig.
 RRECOMMENDS:${PN} = "tensorrt-trtexec"

@@ -3,17 +3,15 @@
 # - the device's Ed25519 key pair (polyvision-edge device-key; prints serial and public key for
 #   enrolment, see README "From the rig to ClickHouse");
 # - a technician PIN when the config names a technician_pin_file that does not exist yet;
-# - the TensorRT engine of the detector, cached under /var/lib/polyvision/engines/ by the
-#   model's sha256 and the TensorRT version (trtexec from tensorrt-trtexec), when trtexec is
-#   installed. The daemon's TensorRT backend is not written yet; until then the engine is
-#   prepared for it and the daemon runs tract on the CPU.
+# - the TensorRT engine of the detector, built by the daemon's own code into [detect]
+#   engine_cache (polyvision-edge prepare-detector; keyed by the model's sha256, the TensorRT
+#   version and the GPU), so the first match does not wait minutes for it.
 # Each step is skipped when its result exists, so a failed first boot can simply run again.
 set -eu
 
 CONFIG=${1:-/etc/polyvision/edge.toml}
 STATE=${STATE_DIRECTORY:-/var/lib/polyvision}
 EDGE=${POLYVISION_EDGE:-/usr/bin/polyvision-edge}
-TRTEXEC=${TRTEXEC:-/usr/src/tensorrt/bin/trtexec}
 
 log() { echo "polyvision-firstboot: $*"; }
 
@@ -32,24 +30,8 @@ if [ -n "$pin_file" ] && [ ! -e "$pin_file" ]; then
     log "technician PIN: $pin (stored in $pin_file)"
 fi
 
-model=$(config_value model)
-if [ -n "$model" ] && [ -x "$TRTEXEC" ]; then
-    sum=$(sha256sum "$model" | cut -c1-16)
-    trt=$("$TRTEXEC" --help 2>&1 | sed -n 's/.*TensorRT version: *\([0-9.]*\).*/\1/p' | head -n 1)
-    mkdir -p "$STATE/engines"
-    engine="$STATE/engines/$(basename "$model" .onnx)-$sum-trt${trt:-unknown}.plan"
-    if [ ! -e "$engine" ]; then
-        log "building TensorRT engine $engine (minutes)"
-        # Input `images` is [N, 3, 512, 512]; N up to [detect] batch (4 by default).
-        "$TRTEXEC" --onnx="$model" --saveEngine="$engine.tmp" --fp16 \
-            --minShapes=images:1x3x512x512 --optShapes=images:4x3x512x512 \
-            --maxShapes=images:4x3x512x512 >"$STATE/engines/build.log" 2>&1
-        mv "$engine.tmp" "$engine"
-        log "engine cached"
-    fi
-elif [ -n "$model" ]; then
-    log "no trtexec at $TRTEXEC: no TensorRT engine built"
-fi
+log "preparing the detector (a TensorRT engine build takes minutes)"
+"$EDGE" prepare-detector "$CONFIG"
 
 touch "$STATE/.firstboot-done"
 log "done"
