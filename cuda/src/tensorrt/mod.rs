@@ -13,8 +13,17 @@
 
 pub mod cache;
 
+// Formatted by bindgen; `cargo fmt` leaves it alone so the CI check compares bindgen's output.
 #[cfg(feature = "tensorrt")]
-#[allow(unsafe_code, clippy::all)]
+#[rustfmt::skip]
+#[allow(
+    unsafe_code,
+    clippy::all,
+    non_camel_case_types,
+    non_upper_case_globals,
+    missing_docs,
+    unreachable_pub
+)]
 pub mod ffi;
 
 #[cfg(feature = "tensorrt")]
