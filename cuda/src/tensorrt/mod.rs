@@ -3,8 +3,8 @@
 //! A small C++ shim of our own (`cuda/tensorrt/pvtrt.cpp`, C interface `pvtrt.h`) wraps the
 //! TensorRT 10.3 API — builder and ONNX parser, runtime, engine deserialisation, named I/O
 //! tensors, `enqueueV3` on a CUDA stream, a logger. Rust reaches it through bindings generated
-//! by bindgen from the header ([`ffi`], committed; `scripts/gen-tensorrt-bindings.sh --check`
-//! in CI), so the Jetson build needs no libclang. The shim and [`Engine`] are compiled with the
+//! by bindgen from the header (`ffi`, committed; `scripts/gen-tensorrt-bindings.sh --check`
+//! in CI), so the Jetson build needs no libclang. The shim and `Engine` are compiled with the
 //! `tensorrt` cargo feature only, wherever TensorRT's headers and libraries are installed; the
 //! engine cache ([`cache`]) is plain Rust and always built and tested.
 //!

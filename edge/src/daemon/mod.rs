@@ -388,14 +388,15 @@ fn run_one(shared: &Arc<Shared>, store: &mut Store, reply: Sender<Result<String,
     shared.update(|s| s.running_match = Some(uuid.clone()));
     let _ = reply.send(Ok(uuid.clone()));
 
-    let outcome = crate::pipeline::run(parts, store, info.seq, stop, counters, None);
+    let mut outcome = crate::pipeline::run(parts, store, info.seq, stop, counters, None);
     *shared
         .stop_current
         .lock()
         .unwrap_or_else(|p| p.into_inner()) = None;
     let stopped = store.stop_match();
-    if let Ok(o) = &outcome {
-        save_summary(shared, store, &info, o);
+    if let Ok(o) = outcome.as_mut() {
+        // Moved, not copied: a full match is millions of points.
+        save_summary(shared, store, &info, std::mem::take(&mut o.points));
     }
     let unsynced = store.counts().map(|c| c.1).ok();
     let summary = if disk_full(&outcome, &stopped) {
@@ -445,11 +446,11 @@ fn save_summary(
     shared: &Shared,
     store: &mut Store,
     info: &crate::store::MatchInfo,
-    outcome: &crate::pipeline::PipelineOutcome,
+    points: Vec<crate::track::tracker::TrackPoint>,
 ) {
     let started = std::time::Instant::now();
     let finished = crate::track::finish::finish(
-        outcome.points.clone(),
+        points,
         info.fps,
         &crate::track::metrics::MetricsConfig::default(),
     );

@@ -2,7 +2,7 @@
 //!
 //! - [`TractBackend`]: tract (pure Rust ONNX), always available; its matrix products run on a
 //!   thread pool of the size asked for (tract's default is one thread).
-//! - [`TensorRtBackend`] (cargo feature `tensorrt`): the engine of `polyvision_cuda::tensorrt`,
+//! - `TensorRtBackend` (cargo feature `tensorrt`): the engine of `polyvision_cuda::tensorrt`,
 //!   built from the same ONNX file on first start and cached.
 //!
 //! [`load`] picks one from the `[detect]` config.
