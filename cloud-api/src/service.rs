@@ -581,6 +581,42 @@ fn rate_limit(state: &AppState, serial: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The organisation and enrolled key for an upload (`what`: batch or summary) signed as device
+/// `serial`, sent with the token of device `token_serial` in organisation `token_org`: the
+/// serials must agree, the device be active, and its enrolment in the token's organisation (the
+/// organisation always comes from the token).
+async fn signer_key(
+    state: &AppState,
+    token_serial: &str,
+    token_org: &str,
+    serial: &str,
+    what: &str,
+    reject: &impl Fn(StatusCode, String) -> ApiError,
+) -> Result<(Uuid, ed25519_dalek::VerifyingKey), ApiError> {
+    if serial != token_serial {
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            format!("the token of device {token_serial} cannot send a {what} of device {serial}"),
+        ));
+    }
+    let dev = active_device(state, token_serial).await?;
+    let org = Uuid::parse_str(token_org).map_err(|_| {
+        reject(
+            StatusCode::FORBIDDEN,
+            "token organisation is not a UUID".into(),
+        )
+    })?;
+    if dev.organization_id != org {
+        return Err(reject(
+            StatusCode::FORBIDDEN,
+            format!("device {token_serial} is not enrolled in organisation {org}"),
+        ));
+    }
+    let key = parse_public_key(&dev.public_key)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    Ok((org, key))
+}
+
 async fn ingest(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -605,34 +641,15 @@ async fn ingest(
     };
     let batch =
         SignedBatch::parse(&body).map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
-    if batch.header.serial != claims.sub {
-        return Err(reject(
-            StatusCode::FORBIDDEN,
-            format!(
-                "the token of device {} cannot send a batch of device {}",
-                claims.sub, batch.header.serial
-            ),
-        ));
-    }
-    let dev = active_device(&state, &claims.sub).await?;
-    // The organisation comes from the token; the enrolment must agree with it.
-    let org = Uuid::parse_str(&claims.org).map_err(|_| {
-        reject(
-            StatusCode::FORBIDDEN,
-            "token organisation is not a UUID".into(),
-        )
-    })?;
-    if dev.organization_id != org {
-        return Err(reject(
-            StatusCode::FORBIDDEN,
-            format!(
-                "device {} is not enrolled in organisation {org}",
-                claims.sub
-            ),
-        ));
-    }
-    let key = parse_public_key(&dev.public_key)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let (org, key) = signer_key(
+        &state,
+        &claims.sub,
+        &claims.org,
+        &batch.header.serial,
+        "batch",
+        &reject,
+    )
+    .await?;
     batch.verify(&key).map_err(|e| {
         state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
         reject(StatusCode::FORBIDDEN, e.to_string())
@@ -696,15 +713,15 @@ async fn ingest_summary(
     let signed =
         SignedSummary::parse(&body).map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
     let summary = &signed.summary;
-    if summary.serial != claims.sub {
-        return Err(reject(
-            StatusCode::FORBIDDEN,
-            format!(
-                "the token of device {} cannot send a summary of device {}",
-                claims.sub, summary.serial
-            ),
-        ));
-    }
+    let (org, key) = signer_key(
+        &state,
+        &claims.sub,
+        &claims.org,
+        &summary.serial,
+        "summary",
+        &reject,
+    )
+    .await?;
     let match_id = Uuid::parse_str(&summary.match_id).map_err(|_| {
         reject(
             StatusCode::BAD_REQUEST,
@@ -714,24 +731,6 @@ async fn ingest_summary(
             ),
         )
     })?;
-    let dev = active_device(&state, &claims.sub).await?;
-    let org = Uuid::parse_str(&claims.org).map_err(|_| {
-        reject(
-            StatusCode::FORBIDDEN,
-            "token organisation is not a UUID".into(),
-        )
-    })?;
-    if dev.organization_id != org {
-        return Err(reject(
-            StatusCode::FORBIDDEN,
-            format!(
-                "device {} is not enrolled in organisation {org}",
-                claims.sub
-            ),
-        ));
-    }
-    let key = parse_public_key(&dev.public_key)
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     signed.verify(&key).map_err(|e| {
         state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
         reject(StatusCode::FORBIDDEN, e.to_string())
