@@ -151,6 +151,20 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &str) -> Outco
     }
 }
 
+/// How a delivery ended after its retries.
+enum Settled {
+    /// Stored (or stored before).
+    Done {
+        /// It had been stored before.
+        duplicate: bool,
+    },
+    /// The cloud will never take it.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+}
+
 /// What the uploader reports to the daemon (heartbeat, metrics, page).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SyncStatus {
@@ -430,29 +444,47 @@ impl Uploader {
             // Rows the format cannot carry will never go: keep them, say so, move on.
             Err(e) => return self.quarantine(source, batch, e.to_string()),
         };
+        let (settled, started) = self
+            .send_until_settled(INGEST_PATH, BATCH_CONTENT_TYPE, &bytes)
+            .await?;
+        match settled {
+            Settled::Done { duplicate } => {
+                source
+                    .acknowledge(batch.last_row)
+                    .map_err(SyncError::Source)?;
+                self.update(|s| {
+                    s.batches_sent += 1;
+                    s.batches_duplicate += duplicate as u64;
+                    s.bytes_sent += bytes.len() as u64;
+                    s.rows_sent += batch.rows.len() as u64;
+                    s.last_success_ms = Some(now_ms());
+                    s.last_error = None;
+                });
+                if let Some(cap) = self.config.max_bytes_per_s.filter(|&c| c > 0) {
+                    let budget = Duration::from_secs_f64(bytes.len() as f64 / cap as f64);
+                    self.sleep(budget.saturating_sub(started.elapsed())).await?;
+                }
+                Ok(())
+            }
+            Settled::Refused { reason } => self.quarantine(source, batch, reason),
+        }
+    }
+
+    /// Sends `bytes` until the cloud answers for good: retries network errors and retryable
+    /// statuses with backoff, renews a refused token. Returns the answer and when its attempt
+    /// started (for the bandwidth cap).
+    async fn send_until_settled(
+        &mut self,
+        path: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<(Settled, Instant), SyncError> {
         let mut backoff = self.config.min_backoff;
         loop {
             let started = Instant::now();
-            match self.send(INGEST_PATH, BATCH_CONTENT_TYPE, &bytes).await {
-                Outcome::Done { duplicate } => {
-                    source
-                        .acknowledge(batch.last_row)
-                        .map_err(SyncError::Source)?;
-                    self.update(|s| {
-                        s.batches_sent += 1;
-                        s.batches_duplicate += duplicate as u64;
-                        s.bytes_sent += bytes.len() as u64;
-                        s.rows_sent += batch.rows.len() as u64;
-                        s.last_success_ms = Some(now_ms());
-                        s.last_error = None;
-                    });
-                    if let Some(cap) = self.config.max_bytes_per_s.filter(|&c| c > 0) {
-                        let budget = Duration::from_secs_f64(bytes.len() as f64 / cap as f64);
-                        self.sleep(budget.saturating_sub(started.elapsed())).await?;
-                    }
-                    return Ok(());
-                }
-                Outcome::GiveUp { reason } => return self.quarantine(source, batch, reason),
+            match self.send(path, content_type, bytes).await {
+                Outcome::Done { duplicate } => return Ok((Settled::Done { duplicate }, started)),
+                Outcome::GiveUp { reason } => return Ok((Settled::Refused { reason }, started)),
                 Outcome::Reauthenticate => {
                     self.token = None;
                     self.update(|s| {
@@ -464,7 +496,7 @@ impl Uploader {
                     backoff = (backoff * 2).min(self.config.max_backoff);
                 }
                 Outcome::Retry { reason, after } => {
-                    tracing::debug!(%reason, "batch not delivered; retrying");
+                    tracing::debug!(%reason, path, "not delivered; retrying");
                     self.update(|s| {
                         s.retries += 1;
                         s.last_error = Some(reason);
@@ -493,42 +525,28 @@ impl Uploader {
                     .map_err(SyncError::Source);
             }
         };
-        let mut backoff = self.config.min_backoff;
-        loop {
-            match self.send(SUMMARY_PATH, SUMMARY_CONTENT_TYPE, &bytes).await {
-                Outcome::Done { .. } => {
-                    tracing::info!(match_id = %summary.match_id, players = summary.players.len(), "match summary delivered");
-                    self.update(|s| {
-                        s.summaries_sent += 1;
-                        s.last_success_ms = Some(now_ms());
-                        s.last_error = None;
-                    });
-                    return source.summary_done(key, None).map_err(SyncError::Source);
-                }
-                Outcome::GiveUp { reason } => {
-                    tracing::error!(match_id = %summary.match_id, %reason, "match summary refused by the cloud; kept in the buffer");
-                    self.update(|s| {
-                        s.batches_quarantined += 1;
-                        s.last_error = Some(reason.clone());
-                    });
-                    return source
-                        .summary_done(key, Some(&reason))
-                        .map_err(SyncError::Source);
-                }
-                Outcome::Reauthenticate => {
-                    self.token = None;
-                    self.sleep(jitter(backoff)).await?;
-                    backoff = (backoff * 2).min(self.config.max_backoff);
-                }
-                Outcome::Retry { reason, after } => {
-                    self.update(|s| {
-                        s.retries += 1;
-                        s.last_error = Some(reason);
-                    });
-                    self.sleep(jitter(backoff).max(after.unwrap_or_default()))
-                        .await?;
-                    backoff = (backoff * 2).min(self.config.max_backoff);
-                }
+        let (settled, _) = self
+            .send_until_settled(SUMMARY_PATH, SUMMARY_CONTENT_TYPE, &bytes)
+            .await?;
+        match settled {
+            Settled::Done { .. } => {
+                tracing::info!(match_id = %summary.match_id, players = summary.players.len(), "match summary delivered");
+                self.update(|s| {
+                    s.summaries_sent += 1;
+                    s.last_success_ms = Some(now_ms());
+                    s.last_error = None;
+                });
+                source.summary_done(key, None).map_err(SyncError::Source)
+            }
+            Settled::Refused { reason } => {
+                tracing::error!(match_id = %summary.match_id, %reason, "match summary refused by the cloud; kept in the buffer");
+                self.update(|s| {
+                    s.batches_quarantined += 1;
+                    s.last_error = Some(reason.clone());
+                });
+                source
+                    .summary_done(key, Some(&reason))
+                    .map_err(SyncError::Source)
             }
         }
     }

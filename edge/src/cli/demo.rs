@@ -155,7 +155,7 @@ pub(crate) fn run_demo(args: &DemoArgs) -> Result<()> {
     };
     let counters = Arc::new(PipelineCounters::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let outcome = run(
+    let mut outcome = run(
         parts,
         &mut store,
         info.seq,
@@ -169,7 +169,11 @@ pub(crate) fn run_demo(args: &DemoArgs) -> Result<()> {
         bail!("a camera source failed: {e}");
     }
 
-    let finished = finish(outcome.points.clone(), fps, &MetricsConfig::default());
+    let finished = finish(
+        std::mem::take(&mut outcome.points),
+        fps,
+        &MetricsConfig::default(),
+    );
     store.save_summary(
         info.seq,
         &finished.summary("demo", &uuid_text(&info.uuid), info.started_ms, fps),
