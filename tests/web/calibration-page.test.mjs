@@ -103,7 +103,7 @@ async function tapLandmarks(page, clicksFile) {
     const at = await page.evaluate(([u, v]) => window.pvCalibration.imageToClient(u, v), c.pixel);
     await page.touchscreen.tap(at.x, at.y);
     try {
-      await page.locator("#picker").waitFor({ state: "visible", timeout: 5000 });
+      await page.locator("#picker").waitFor({ state: "visible", timeout: 15000 });
     } catch (e) {
       await page.screenshot({ path: path.join(ARTIFACTS, "calibration-page-failed-tap.png") });
       throw new Error(`tap ${i} at image ${c.pixel} = page (${at.x.toFixed(1)}, ${at.y.toFixed(1)}) opened no picker: ${e.message}`);
@@ -224,6 +224,48 @@ test("a technician calibrates both cameras by tapping landmarks, and the daemon 
   }
   assert.equal(watched.generation, afterRestore.generation + 1, "the watcher did not reload the file");
   assert.equal(watched.sha256, createHash("sha256").update(fs.readFileSync(calibrationFile())).digest("hex"));
+  assert.deepEqual(consoleErrors, []);
+  await context.close();
+});
+
+test("a frame that fails to load is shown as an error with a retry, and the picker is filled regardless", async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, hasTouch: true });
+  const page = await context.newPage();
+  const consoleErrors = [];
+  page.on("pageerror", (e) => consoleErrors.push(e.message));
+  // The first request for the first camera's frame fails, as on a slow or dropped phone connection.
+  let failed = 0;
+  await page.route("**/api/frame/left", async (route) => {
+    if (failed++ === 0) await route.fulfill({ status: 503, contentType: "application/json", body: '{"error":"camera busy"}' });
+    else await route.continue();
+  });
+  await page.goto(base + "/");
+  await page.fill("#pin", PIN);
+  await page.click("#login-submit");
+  await page.locator("#frame-retry").waitFor({ state: "visible", timeout: 15000 });
+  assert.match(await page.textContent("#message"), /left frame did not load: camera busy/);
+  assert.equal(await page.evaluate(() => window.pvCalibration.app.ready), false);
+  const options = await page.locator("#landmark-list option").count();
+  assert.ok(options > 30, `the landmark list has ${options} options while the frame is missing`);
+
+  await page.click("#frame-retry");
+  await page.waitForFunction(() => window.pvCalibration.app.view === "left" && window.pvCalibration.app.ready);
+  assert.equal(await page.locator("#frame-retry").isVisible(), false);
+  assert.equal(failed, 2, "the retry fetched the frame again");
+  // The picker works on the reloaded view (cleared first: the view may hold saved points).
+  page.on("dialog", (d) => d.accept());
+  await page.click("#clear");
+  await page.waitForFunction(() => document.querySelectorAll("#points li").length === 0);
+  const c = readJson(path.join(WORK, "clicks", "left-000.json")).points[0];
+  const at = await page.evaluate(([u, v]) => window.pvCalibration.imageToClient(u, v), c.pixel);
+  await page.touchscreen.tap(at.x, at.y);
+  await page.locator("#picker").waitFor({ state: "visible", timeout: 15000 });
+  await page.selectOption("#landmark-list", c.landmark);
+  await page.click("#picker-ok");
+  await page.waitForFunction((name) => {
+    const items = document.querySelectorAll("#points li");
+    return items.length === 1 && items[0].dataset.landmark === name;
+  }, c.landmark);
   assert.deepEqual(consoleErrors, []);
   await context.close();
 });

@@ -16,6 +16,7 @@ const app = {
   picked: null,       // landmark chosen in the picker
   scale: 1, tx: 0, ty: 0,
   solveSeq: 0,
+  viewSeq: 0,         // the latest showView call
   ready: false,       // the shown view is loaded, fitted to the screen and solved
 };
 
@@ -122,11 +123,13 @@ async function load(keepView) {
   }
   const errors = Object.entries(app.state.frame_errors || {});
   if (errors.length) say(errors.map(([k, v]) => `${k}: ${v}`).join("; "), true);
+  // The picker depends on the pitch only, not on a frame: a slow or failed frame load must not
+  // leave the technician with nothing to pick.
+  buildPicker();
   const names = app.state.views.map((v) => v.name);
   const next = keepView && names.includes(app.view) ? app.view : names[0];
   if (next) await showView(next);
   else say("No camera frames: check [capture] in the configuration.", true);
-  buildPicker();
 }
 
 function renderStatus(s) {
@@ -141,23 +144,37 @@ function renderStatus(s) {
   chip.title = s.last_error ? "refused: " + s.last_error : (s.file || "");
 }
 
+// Shows a view; a failed frame load is reported with a retry, never thrown. Only the latest call
+// marks the page ready: a slow earlier load finishing late must not stand for a newer view.
 async function showView(name) {
   const v = app.state.views.find((x) => x.name === name);
   if (!v) return;
+  const seq = ++app.viewSeq;
   app.ready = false;
   app.view = name;
+  $("frame-retry").hidden = true;
   app.size = v.size;
   app.points = (v.points || []).filter((p) => p.landmark).map((p) => ({ pixel: p.pixel, landmark: p.landmark }));
   app.fit = null;
   for (const b of $("views").children) b.setAttribute("aria-selected", String(b.dataset.view === name));
-  const blob = await (await api("GET", "/api/frame/" + name)).blob();
   const img = $("frame");
-  const url = URL.createObjectURL(blob);
-  await new Promise((resolve, reject) => {
-    img.onload = resolve;
-    img.onerror = () => reject(new Error("the frame did not load"));
-    img.src = url;
-  });
+  try {
+    const blob = await (await api("GET", "/api/frame/" + name)).blob();
+    const url = URL.createObjectURL(blob);
+    await new Promise((resolve, reject) => {
+      img.onload = resolve;
+      img.onerror = () => reject(new Error("the image could not be decoded"));
+      img.src = url;
+    });
+  } catch (err) {
+    if (seq !== app.viewSeq) return;
+    say(`The ${name} frame did not load: ${err.message}.`, true);
+    const retry = $("frame-retry");
+    retry.dataset.view = name;
+    retry.hidden = false;
+    return;
+  }
+  if (seq !== app.viewSeq) return;
   img.width = v.size[0];
   img.height = v.size[1];
   const svg = $("overlay");
@@ -166,8 +183,13 @@ async function showView(name) {
   svg.setAttribute("viewBox", `0 0 ${v.size[0]} ${v.size[1]}`);
   fit();
   await solve();
-  app.ready = true;
+  if (seq === app.viewSeq) app.ready = true;
 }
+
+$("frame-retry").addEventListener("click", () => {
+  say("");
+  showView($("frame-retry").dataset.view);
+});
 
 // ---------- zoom and pan ----------
 
