@@ -60,7 +60,7 @@ FIGURE_TESTS=(true_homography_lands_where_the_renderer_draws
   a_thousand_batches_arrive_exactly_once_through_every_fault
   a_full_match_goes_from_the_buffer_into_clickhouse the_decoder_survives_mutated_batches
   the_uploader_trusts_a_configured_ca_and_nothing_else no_token_ever_sees_another_organisations_data
-  the_coaches_page_shows_the_rigs_numbers)
+  the_coaches_page_shows_the_rigs_numbers finding::)
 # --no-fail-fast: one failing test binary must not hide the others.
 run_group tests cargo test --workspace --release --locked --no-fail-fast -- "${FIGURE_TESTS[@]/#/--skip=}"
 run_group docs env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --release --locked
@@ -109,7 +109,7 @@ run_group cloud bash -c '
   set -e
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
-  cargo test --release --locked -p polyvision-cloud-api --test ingest --test tls --test coaches --test exactly_once -- --nocapture --test-threads 1
+  cargo test --release --locked -p polyvision-cloud-api --test ingest --test tls --test coaches --test attacks --test exactly_once -- --nocapture --test-threads 1
   cargo test --release --locked -p polyvision-edge --test sync -- --nocapture
   .venv/bin/python scripts/check-clickhouse-sql.py
   POLYVISION_FUZZ_SECONDS=30 cargo test --release --locked -p polyvision-cloud-sync --test fuzz -- --nocapture'

@@ -20,7 +20,6 @@ use ed25519_dalek::pkcs8::EncodePrivateKey as _;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -110,9 +109,36 @@ pub struct DeviceAuth {
     encoding: EncodingKey,
     decoding: DecodingKey,
     nonce_key: [u8; 32],
-    started_s: u64,
+    started_ms: u64,
     token_lifetime: Duration,
-    redeemed: Mutex<HashMap<String, u64>>,
+    redeemed: Mutex<Redeemed>,
+}
+
+/// Nonces redeemed and not yet expired: a set to look one up, and a queue in redemption order
+/// to forget them, so a redemption costs the same however many came before.
+#[derive(Default)]
+struct Redeemed {
+    nonces: std::collections::HashSet<String>,
+    /// (expiry, s since 1970; nonce). Nearly in expiry order: a nonce lives 60 s from issue.
+    by_expiry: std::collections::VecDeque<(u64, String)>,
+}
+
+impl Redeemed {
+    fn forget_expired(&mut self, now_s: u64) {
+        while let Some((exp, _)) = self.by_expiry.front()
+            && *exp < now_s
+        {
+            if let Some((_, nonce)) = self.by_expiry.pop_front() {
+                self.nonces.remove(&nonce);
+            }
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl DeviceAuth {
@@ -128,7 +154,7 @@ impl DeviceAuth {
             encoding: EncodingKey::from_ed_der(der.as_bytes()),
             decoding: DecodingKey::from_ed_der(key.verifying_key().as_bytes()),
             nonce_key: h.finalize().into(),
-            started_s: now_s(),
+            started_ms: now_ms(),
             token_lifetime,
             redeemed: Mutex::default(),
         })
@@ -136,7 +162,9 @@ impl DeviceAuth {
 
     /// A new nonce for `serial`.
     pub fn nonce(&self, serial: &str) -> Result<String, String> {
-        let issued = now_s().to_le_bytes();
+        // Milliseconds: an instance restarted within the same second must still tell its
+        // predecessor's nonces from its own.
+        let issued = now_ms().to_le_bytes();
         let mut random = [0u8; 16];
         getrandom::fill(&mut random).map_err(|e| format!("no randomness: {e}"))?;
         let mac = hmac_sha256(&self.nonce_key, &[serial.as_bytes(), &issued, &random]);
@@ -164,13 +192,13 @@ impl DeviceAuth {
         }
         let mut issued = [0u8; 8];
         issued.copy_from_slice(&raw[..8]);
-        let issued = u64::from_le_bytes(issued);
-        let now = now_s();
-        if issued < self.started_s {
+        let issued_ms = u64::from_le_bytes(issued);
+        if issued_ms < self.started_ms {
             return Err(bad(
                 "issued before this service instance started; ask again",
             ));
         }
+        let (issued, now) = (issued_ms / 1000, now_s());
         if now > issued + NONCE_LIFETIME_S {
             return Err(bad("expired; ask for a new one"));
         }
@@ -178,11 +206,13 @@ impl DeviceAuth {
             .redeemed
             .lock()
             .map_err(|_| bad("internal state poisoned"))?;
-        redeemed.retain(|_, &mut exp| exp >= now);
-        if redeemed.contains_key(nonce) {
+        redeemed.forget_expired(now);
+        if !redeemed.nonces.insert(nonce.to_string()) {
             return Err(bad("already used"));
         }
-        redeemed.insert(nonce.to_string(), issued + NONCE_LIFETIME_S);
+        redeemed
+            .by_expiry
+            .push_back((issued + NONCE_LIFETIME_S, nonce.to_string()));
         Ok(())
     }
 
@@ -213,6 +243,8 @@ impl DeviceAuth {
         v.set_audience(&[DEVICE_AUDIENCE]);
         v.set_issuer(&[ISSUER]);
         v.set_required_spec_claims(&["exp", "nbf", "aud", "iss", "sub"]);
+        refuse_critical_extensions(token)
+            .map_err(|e| AuthError::Unauthenticated(format!("device token refused: {e}")))?;
         let data = jsonwebtoken::decode::<DeviceClaims>(token, &self.decoding, &v)
             .map_err(|e| AuthError::Unauthenticated(format!("device token refused: {e}")))?;
         if data.claims.kind != "device" {
@@ -225,6 +257,21 @@ impl DeviceAuth {
     }
 }
 
+/// Refuses a token whose header lists critical extensions (`crit`): this service implements
+/// none, and RFC 7515 §4.1.11 requires refusing a token whose critical extensions are not
+/// understood (the JWT library ignores the member).
+pub fn refuse_critical_extensions(token: &str) -> Result<(), String> {
+    let header = token.split('.').next().unwrap_or_default();
+    let bytes = base64::Engine::decode(&b64(), header)
+        .map_err(|_| "the header is not base64url".to_string())?;
+    let fields: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
+        .map_err(|_| "the header is not a JSON object".to_string())?;
+    match fields.get("crit") {
+        None => Ok(()),
+        Some(_) => Err("critical header extensions (crit) are not supported".into()),
+    }
+}
+
 /// The bearer token of an `Authorization` header.
 pub fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, AuthError> {
     let v = headers
@@ -232,8 +279,10 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Result<&str, AuthError> {
         .ok_or_else(|| AuthError::Unauthenticated("no Authorization header".into()))?
         .to_str()
         .map_err(|_| AuthError::Unauthenticated("Authorization header is not text".into()))?;
-    v.strip_prefix("Bearer ")
-        .map(str::trim)
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    v.split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| AuthError::Unauthenticated("Authorization is not \"Bearer TOKEN\"".into()))
 }
@@ -263,6 +312,41 @@ mod tests {
         // Same key, another instance: genuine.
         a.redeem_nonce("PV-1", &n2).expect("shared key");
         assert!(a.redeem_nonce("PV-1", "AAAA").is_err());
+    }
+
+    /// Finding 9: a nonce redeemed just before a restart was accepted again by an instance
+    /// started within the same second.
+    #[test]
+    fn a_restarted_instance_refuses_its_predecessors_nonces_within_the_same_second() {
+        let before = auth();
+        let n = before.nonce("PV-1").expect("nonce");
+        before.redeem_nonce("PV-1", &n).expect("first use");
+        std::thread::sleep(Duration::from_millis(3));
+        let restarted = auth();
+        let e = restarted
+            .redeem_nonce("PV-1", &n)
+            .expect_err("replayed after the restart");
+        assert!(
+            e.to_string()
+                .contains("before this service instance started"),
+            "{e}"
+        );
+        let fresh = restarted.nonce("PV-1").expect("nonce");
+        restarted
+            .redeem_nonce("PV-1", &fresh)
+            .expect("its own nonce");
+    }
+
+    #[test]
+    fn redeemed_nonces_are_forgotten_once_expired() {
+        let mut r = Redeemed::default();
+        for (exp, n) in [(10, "a"), (11, "b"), (20, "c")] {
+            r.nonces.insert(n.into());
+            r.by_expiry.push_back((exp, n.into()));
+        }
+        r.forget_expired(12);
+        assert_eq!(r.nonces.len(), 1);
+        assert!(r.nonces.contains("c"));
     }
 
     #[test]

@@ -28,12 +28,14 @@
 //! summaries, heatmaps, trajectories), [`export`] (a match as CSV or Parquet), [`schema`]
 //! (migrations), [`queries`] (the SQL the service runs, in `cloud-api/queries/`), [`auth`]
 //! (nonces, device tokens), [`warehouse`] (ClickHouse reads and writes), [`service`] (routes,
-//! limits, metrics, the coaches' page from `cloud-api/web/`), [`openapi`]; [`testing`] starts a
+//! limits, metrics, the coaches' page from `cloud-api/web/`), [`connections`] (the connection
+//! cap and timeouts), [`openapi`]; [`testing`] starts a
 //! ClickHouse server of its own for tests and benchmarks.
 #![forbid(unsafe_code)]
 
 pub mod analytics;
 pub mod auth;
+pub mod connections;
 pub mod export;
 pub mod openapi;
 pub mod queries;
@@ -67,6 +69,8 @@ pub struct ServerConfig {
     pub jwks: Option<std::path::PathBuf>,
     /// Handler settings.
     pub service: service::ServiceConfig,
+    /// Connection cap and timeouts.
+    pub connections: connections::ConnectionLimits,
 }
 
 /// A ClickHouse client for `url` that works with 18.16 as well as current servers.
@@ -117,12 +121,11 @@ pub async fn serve(
     let app = service::router(state.clone());
     tracing::info!(listen = %listener.local_addr()?, "cloud-api serving");
     let st = state.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            service::set_ready(&st, false);
-            tracing::info!("shutting down: finishing requests in flight");
-        })
-        .await?;
+    connections::serve(listener, app, config.connections.clone(), async move {
+        shutdown.await;
+        service::set_ready(&st, false);
+        tracing::info!("shutting down: closing idle connections, finishing requests in flight");
+    })
+    .await?;
     Ok(())
 }

@@ -85,6 +85,20 @@ struct ServeArgs {
     /// Batches per second each device may send (sustained; the burst is twice that).
     #[arg(long, default_value_t = 20.0)]
     device_rate: f64,
+    /// Connections open at once; more are closed when accepted. Keep it under the process's
+    /// file limit (`ulimit -n`) less what ClickHouse connections and files need.
+    #[arg(long, default_value_t = 768)]
+    max_connections: usize,
+    /// Seconds a request head may take to arrive (also how long an idle connection stays open).
+    #[arg(long, default_value_t = 15)]
+    header_timeout_s: u64,
+    /// Seconds a request may take (an upload: once its body arrived) before it is answered 503.
+    #[arg(long, default_value_t = 30)]
+    request_timeout_s: u64,
+    /// Challenge and token requests per second from one client address (the burst is six
+    /// times that).
+    #[arg(long, default_value_t = 5.0)]
+    auth_rate: f64,
     /// JWKS file with the public keys of user tokens (`keys` makes one); without it the
     /// coaches' API answers 401.
     #[arg(long, env = "POLYVISION_JWKS")]
@@ -156,6 +170,22 @@ fn main() -> anyhow::Result<()> {
         args.device_rate > 0.0 && args.device_rate.is_finite(),
         "--device-rate must be a positive number"
     );
+    anyhow::ensure!(
+        args.auth_rate > 0.0 && args.auth_rate.is_finite(),
+        "--auth-rate must be a positive number"
+    );
+    anyhow::ensure!(
+        (1..=3600).contains(&args.request_timeout_s),
+        "--request-timeout-s must be within 1–3600"
+    );
+    anyhow::ensure!(
+        args.max_connections > 0,
+        "--max-connections must be at least 1"
+    );
+    anyhow::ensure!(
+        (1..=3600).contains(&args.header_timeout_s),
+        "--header-timeout-s must be within 1–3600"
+    );
     let config = polyvision_cloud_api::ServerConfig {
         listen: args.listen,
         clickhouse_url: args.clickhouse_url,
@@ -169,6 +199,14 @@ fn main() -> anyhow::Result<()> {
             admin_token,
             device_rate_per_s: args.device_rate,
             device_burst: args.device_rate * 2.0,
+            auth_rate_per_s: args.auth_rate,
+            auth_burst: args.auth_rate * 6.0,
+            request_timeout: Duration::from_secs(args.request_timeout_s),
+            ..Default::default()
+        },
+        connections: polyvision_cloud_api::connections::ConnectionLimits {
+            max_connections: args.max_connections,
+            header_timeout: Duration::from_secs(args.header_timeout_s),
             ..Default::default()
         },
     };

@@ -30,23 +30,23 @@ pub fn document() -> Value {
                 "summary": "Enrol a device (serial, Ed25519 public key, organisation). Admin token.",
                 "security": [{"admin": []}],
                 "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Enrolment"}}}},
-                "responses": merge(json!({"201": {"description": "enrolled"}}), error_responses(&["400", "401", "404", "409", "503"]))
+                "responses": merge(json!({"201": {"description": "enrolled"}}), error_responses(&["400", "401", "403", "404", "409", "503"]))
             }},
             "/v1/devices/challenge": {"post": {
                 "summary": "A single-use nonce for an enrolled device (60 s).",
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["serial"], "properties": {"serial": {"type": "string"}}}}}},
-                "responses": merge(json!({"200": {"description": "nonce", "content": {"application/json": {"schema": {"type": "object", "properties": {"nonce": {"type": "string"}, "expires_in_s": {"type": "integer"}}}}}}}), error_responses(&["400", "401", "403", "503"]))
+                "responses": merge(json!({"200": {"description": "nonce", "content": {"application/json": {"schema": {"type": "object", "properties": {"nonce": {"type": "string"}, "expires_in_s": {"type": "integer"}}}}}}}), error_responses(&["400", "401", "413", "429", "503"]))
             }},
             "/v1/devices/token": {"post": {
                 "summary": "Exchange a signed nonce for a device token (EdDSA JWT, 30 days).",
                 "requestBody": {"content": {"application/json": {"schema": {"type": "object", "required": ["serial", "nonce", "signature"], "properties": {"serial": {"type": "string"}, "nonce": {"type": "string"}, "signature": {"type": "string", "description": "Ed25519 over \"polyvision-device-auth-v1\\0\" serial \"\\0\" nonce, base64url"}}}}}},
-                "responses": merge(json!({"200": {"description": "token", "content": {"application/json": {"schema": {"type": "object", "properties": {"token": {"type": "string"}, "expires_in_s": {"type": "integer"}}}}}}}), error_responses(&["400", "401", "403", "503"]))
+                "responses": merge(json!({"200": {"description": "token", "content": {"application/json": {"schema": {"type": "object", "properties": {"token": {"type": "string"}, "expires_in_s": {"type": "integer"}}}}}}}), error_responses(&["400", "401", "413", "429", "503"]))
             }},
             "/v1/ingest/batches": {"post": {
                 "summary": "Store a signed batch (wire format v1, see the cloud-sync crate). Idempotent by batch id.",
                 "security": [{"device": []}],
                 "requestBody": {"content": {"application/vnd.polyvision.batch": {"schema": {"type": "string", "format": "binary"}}}},
-                "responses": merge(json!({"200": {"description": "stored, or stored before (duplicate: true)", "content": {"application/json": {"schema": {"type": "object", "properties": {"batch_id": {"type": "string"}, "rows": {"type": "integer"}, "duplicate": {"type": "boolean"}}}}}}}), error_responses(&["400", "401", "403", "413", "429", "503"]))
+                "responses": merge(json!({"200": {"description": "stored, or stored before (duplicate: true)", "content": {"application/json": {"schema": {"type": "object", "properties": {"batch_id": {"type": "string"}, "rows": {"type": "integer"}, "duplicate": {"type": "boolean"}}}}}}}), error_responses(&["400", "401", "403", "408", "413", "429", "503"]))
             }},
             "/v1/ingest/summaries": {"post": {
                 "summary": "Store a rig's signed match summary (each player's metrics; see cloud-sync's summary module). A summary sent again replaces the earlier one.",

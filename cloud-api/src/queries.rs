@@ -30,6 +30,8 @@ pub const DEVICE: Query = Query(include_str!("../queries/device.sql"));
 pub const BATCH_STORED: Query = Query(include_str!("../queries/batch_stored.sql"));
 /// A match of an organisation.
 pub const MATCH_OF_ORG: Query = Query(include_str!("../queries/match_of_org.sql"));
+/// The device that sent a match.
+pub const MATCH_OWNER: Query = Query(include_str!("../queries/match_owner.sql"));
 /// The organisation's matches.
 pub const MATCHES: Query = Query(include_str!("../queries/matches.sql"));
 /// Frames per pitch cell.

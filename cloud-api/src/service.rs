@@ -4,7 +4,7 @@ use crate::auth::{AuthError, DeviceAuth, bearer, constant_time_eq};
 use crate::warehouse::{DeviceRecord, Warehouse, batch_id_text};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,6 +25,14 @@ use uuid::Uuid;
 /// Largest request body: a full batch of 1 Mi rows compresses to a few MB.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
+/// Largest body of the unauthenticated device requests (challenge, token): a serial, a nonce
+/// and a signature.
+pub const MAX_AUTH_BODY_BYTES: usize = 4 << 10;
+
+/// How long an authenticated upload's body may take to arrive: a full-size batch at about
+/// 300 kB/s; a rig's usual batch is a few tens of kB.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Settings of the service.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -36,6 +44,14 @@ pub struct ServiceConfig {
     pub device_burst: f64,
     /// How long a device record is cached (revocation takes effect within this).
     pub device_cache: Duration,
+    /// Challenge and token requests per second each client address may make (sustained).
+    pub auth_rate_per_s: f64,
+    /// Burst of the per-address limit.
+    pub auth_burst: f64,
+    /// How long a request may take (for an upload: once its body arrived): a hung ClickHouse
+    /// gets the client a 503 to retry after it, instead of holding the request and its
+    /// descriptors.
+    pub request_timeout: Duration,
 }
 
 impl Default for ServiceConfig {
@@ -45,6 +61,11 @@ impl Default for ServiceConfig {
             device_rate_per_s: 20.0,
             device_burst: 40.0,
             device_cache: Duration::from_secs(60),
+            // A rig authenticates once per token lifetime; a club's rigs behind one address
+            // stay far below this.
+            auth_rate_per_s: 5.0,
+            auth_burst: 30.0,
+            request_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -75,6 +96,8 @@ pub struct AppState {
     config: ServiceConfig,
     devices: Mutex<HashMap<String, (Option<DeviceRecord>, Instant)>>,
     buckets: Mutex<HashMap<String, Bucket>>,
+    /// The device that sent each match, once known (it never changes).
+    match_owners: Mutex<HashMap<(Uuid, Uuid), String>>,
     metrics: Metrics,
     ready: AtomicBool,
     users: Option<crate::users::UserKeys>,
@@ -95,6 +118,7 @@ impl AppState {
             users,
             devices: Mutex::default(),
             buckets: Mutex::default(),
+            match_owners: Mutex::default(),
             metrics: Metrics::default(),
             ready: AtomicBool::new(true),
         }
@@ -170,12 +194,17 @@ pub(crate) fn warehouse_error(state: &AppState, e: clickhouse::error::Error) -> 
         .metrics
         .warehouse_errors
         .fetch_add(1, Ordering::Relaxed);
+    // The cause goes to the log only: ClickHouse's text names tables, settings and versions.
     tracing::warn!(error = %e, "ClickHouse failed; the client will retry");
-    ApiError::unavailable(format!("storage unavailable: {e}"))
+    ApiError::unavailable("storage unavailable, retry later")
 }
 
 /// The router with every route.
 pub fn router(state: Arc<AppState>) -> Router {
+    // Uploads: their bodies may take BODY_TIMEOUT to arrive, then storing has its deadline.
+    let uploads = Router::new()
+        .route(INGEST_PATH, post(ingest))
+        .route(SUMMARY_PATH, post(ingest_summary));
     Router::new()
         .route("/", get(coaches_page))
         .route("/app.js", get(coaches_script))
@@ -184,10 +213,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
         .route("/v1/factory/devices", post(enrol))
-        .route(CHALLENGE_PATH, post(challenge))
-        .route(TOKEN_PATH, post(token))
-        .route(INGEST_PATH, post(ingest))
-        .route(SUMMARY_PATH, post(ingest_summary))
+        .route(
+            CHALLENGE_PATH,
+            post(challenge).layer(DefaultBodyLimit::max(MAX_AUTH_BODY_BYTES)),
+        )
+        .route(
+            TOKEN_PATH,
+            post(token).layer(DefaultBodyLimit::max(MAX_AUTH_BODY_BYTES)),
+        )
         .route(
             "/v1/matches/{id}/summary",
             get(crate::analytics::match_summary),
@@ -199,8 +232,35 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/v1/matches/{id}/trajectories",
             get(crate::analytics::trajectories),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            request_deadline,
+        ))
+        .merge(uploads)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
+}
+
+/// Answers 503 for a request still running after the request timeout (dropping its work,
+/// ClickHouse's connection included).
+async fn request_deadline(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    let limit = state.config.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => {
+            state
+                .metrics
+                .warehouse_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%path, after_s = limit.as_secs_f64(), "request timed out");
+            ApiError::unavailable("the request took too long, retry later").into_response()
+        }
+    }
 }
 
 /// The coaches' page: one HTML file and one script, built into the binary (no CDN, nothing
@@ -245,11 +305,10 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     }
     match state.warehouse.ping().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("ClickHouse unreachable: {e}\n"),
-        )
-            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: ClickHouse unreachable");
+            (StatusCode::SERVICE_UNAVAILABLE, "storage unreachable\n").into_response()
+        }
     }
 }
 
@@ -317,6 +376,15 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         "Time spent storing batches, microseconds.",
         get(&m.ingest_seconds_total_micros),
     );
+    let cached = state.devices.lock().map_or(0, |c| c.len()) as u64;
+    counter(
+        "polyvision_connections_refused_total",
+        "Connections closed at once because the connection cap was reached.",
+        crate::connections::CONNECTIONS_REFUSED.load(Ordering::Relaxed),
+    );
+    out.push_str(&format!(
+        "# HELP polyvision_device_cache_entries Device records cached (enrolled serials only).\n# TYPE polyvision_device_cache_entries gauge\npolyvision_device_cache_entries {cached}\n"
+    ));
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
@@ -346,12 +414,86 @@ fn valid_serial(serial: &str) -> Result<(), ApiError> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if ok {
-        Ok(())
+        return Ok(());
+    }
+    // Named back only when short: an answer is never larger than its question's limit.
+    let shown = if serial.len() <= polyvision_cloud_sync::wire::MAX_SERIAL_LEN {
+        format!("serial {serial:?}")
     } else {
-        Err(ApiError::new(
+        format!("a serial of {} bytes", serial.len())
+    };
+    Err(ApiError::new(
+        StatusCode::BAD_REQUEST,
+        format!("{shown}: 1–64 characters of A–Z, a–z, 0–9, '-', '_', '.'"),
+    ))
+}
+
+/// The device token of an upload, checked (and the device's rate) before any of the body is
+/// read.
+fn authenticate_upload(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<crate::auth::DeviceClaims, ApiError> {
+    let claims = state.auth.verify(bearer(headers)?).inspect_err(|_| {
+        state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+    })?;
+    rate_limit(state, &claims.sub)?;
+    Ok(claims)
+}
+
+/// Largest refused body read (and dropped, never kept) before the refusal is sent.
+const DISCARD_LIMIT: u64 = 1 << 20;
+/// How long the service waits for such a body.
+const DISCARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads and drops a refused upload's body when it is small, so that a client still sending it
+/// reads the refusal (a rig whose token was revoked re-authenticates) instead of a connection
+/// reset; a large or slow one is not waited for, and nothing is kept.
+async fn discard_small_body(headers: &HeaderMap, body: axum::body::Body) {
+    use futures_util::StreamExt as _;
+    if content_length(headers).is_some_and(|n| n <= DISCARD_LIMIT) {
+        let mut chunks = body.into_data_stream();
+        let _ = tokio::time::timeout(DISCARD_TIMEOUT, async {
+            while let Some(Ok(_)) = chunks.next().await {}
+        })
+        .await;
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Reads an upload's body once its sender is authenticated: nothing of an unauthenticated
+/// request is buffered, and a body that trickles in is cut off after [`BODY_TIMEOUT`].
+async fn read_body(headers: &HeaderMap, body: axum::body::Body) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let declared = content_length(headers);
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) if declared.is_none() => Err(too_large()),
+        Ok(Err(e)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
-            format!("serial {serial:?}: 1–64 characters of A–Z, a–z, 0–9, '-', '_', '.'"),
-        ))
+            format!("request body: {e}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        )),
     }
 }
 
@@ -416,6 +558,20 @@ async fn enrol(
         .device(&req.serial)
         .await
         .map_err(|e| warehouse_error(&state, e))?;
+    // An organisation's admin re-keys, revokes and restores only its own rigs; moving a rig
+    // between organisations is the factory's.
+    if let (Some(own), Some(d)) = (admin_of, &existing)
+        && d.organization_id != own
+    {
+        tracing::warn!(serial = %req.serial, admin_org = %own, "enrolment of another organisation's device refused");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "device {} belongs to another organisation; only the factory can move it",
+                req.serial
+            ),
+        ));
+    }
     if let Some(d) = &existing
         && (d.public_key != req.public_key || d.organization_id != org)
         && !req.replace
@@ -456,6 +612,9 @@ async fn enrol(
         .into_response())
 }
 
+/// Device records cached per instance at most.
+const MAX_CACHED_DEVICES: usize = 50_000;
+
 async fn device(state: &AppState, serial: &str) -> Result<Option<DeviceRecord>, ApiError> {
     if let Ok(cache) = state.devices.lock()
         && let Some((rec, at)) = cache.get(serial)
@@ -468,7 +627,18 @@ async fn device(state: &AppState, serial: &str) -> Result<Option<DeviceRecord>, 
         .device(serial)
         .await
         .map_err(|e| warehouse_error(state, e))?;
-    if let Ok(mut cache) = state.devices.lock() {
+    // Only enrolled serials are remembered: unknown ones are anyone's to invent (and are
+    // limited per address before they get here).
+    if rec.is_some()
+        && let Ok(mut cache) = state.devices.lock()
+    {
+        if cache.len() >= MAX_CACHED_DEVICES {
+            let ttl = state.config.device_cache;
+            cache.retain(|_, (_, at)| at.elapsed() < ttl);
+            if cache.len() >= MAX_CACHED_DEVICES {
+                cache.clear();
+            }
+        }
         cache.insert(serial.to_string(), (rec.clone(), Instant::now()));
     }
     Ok(rec)
@@ -477,18 +647,14 @@ async fn device(state: &AppState, serial: &str) -> Result<Option<DeviceRecord>, 
 async fn active_device(state: &AppState, serial: &str) -> Result<DeviceRecord, ApiError> {
     match device(state, serial).await? {
         Some(d) if d.revoked == 0 => Ok(d),
-        Some(_) => {
+        // Revoked and unknown answer alike: the answer must not tell which serials exist.
+        // 401 also makes a rig re-authenticate and keep its rows rather than drop them.
+        found => {
             state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-            Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("device {serial} is revoked"),
-            ))
-        }
-        None => {
-            state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(serial, revoked = found.is_some(), "device refused");
             Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                format!("device {serial} is not enrolled"),
+                format!("device {serial} is not enrolled or is revoked"),
             ))
         }
     }
@@ -496,8 +662,10 @@ async fn active_device(state: &AppState, serial: &str) -> Result<DeviceRecord, A
 
 async fn challenge(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     body: Bytes,
 ) -> Result<axum::Json<ChallengeResponse>, ApiError> {
+    auth_rate_limit(&state, peer.ip())?;
     let req: ChallengeRequest = json(&body)?;
     valid_serial(&req.serial)?;
     active_device(&state, &req.serial).await?;
@@ -513,14 +681,17 @@ async fn challenge(
 
 async fn token(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     body: Bytes,
 ) -> Result<axum::Json<TokenResponse>, ApiError> {
+    auth_rate_limit(&state, peer.ip())?;
     let req: TokenRequest = json(&body)?;
     valid_serial(&req.serial)?;
     let dev = active_device(&state, &req.serial).await?;
     let fail = |e: ApiError| {
         state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(serial = %req.serial, error = %e.message, "device authentication refused");
+        // Counted in /metrics; one log line each would let a flood fill the disk.
+        tracing::debug!(serial = %req.serial, error = %e.message, "device authentication refused");
         e
     };
     state
@@ -553,13 +724,25 @@ async fn token(
     }))
 }
 
-fn rate_limit(state: &AppState, serial: &str) -> Result<(), ApiError> {
+/// Buckets kept before idle ones are forgotten (random serials or addresses must not grow the
+/// map without end).
+const MAX_BUCKETS: usize = 100_000;
+
+/// Takes one token from bucket `key` (refilled at `rate`/s up to `burst`); the wait in s when
+/// there is none.
+fn take_token(state: &AppState, key: &str, rate: f64, burst: f64) -> Result<(), u64> {
     let Ok(mut buckets) = state.buckets.lock() else {
         return Ok(());
     };
     let now = Instant::now();
-    let (rate, burst) = (state.config.device_rate_per_s, state.config.device_burst);
-    let b = buckets.entry(serial.to_string()).or_insert(Bucket {
+    if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
+        // A bucket idle long enough to be full again limits nothing: forget those.
+        buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
+        if buckets.len() >= MAX_BUCKETS {
+            buckets.clear();
+        }
+    }
+    let b = buckets.entry(key.to_string()).or_insert(Bucket {
         tokens: burst,
         at: now,
     });
@@ -570,15 +753,33 @@ fn rate_limit(state: &AppState, serial: &str) -> Result<(), ApiError> {
         Ok(())
     } else {
         state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-        let wait = ((1.0 - b.tokens) / rate.max(1e-3)).ceil() as u64;
-        Err(ApiError {
-            retry_after_s: Some(wait.max(1)),
-            ..ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("device {serial} is over {rate} batches/s"),
-            )
-        })
+        Err((((1.0 - b.tokens) / rate.max(1e-3)).ceil() as u64).max(1))
     }
+}
+
+fn too_many(wait_s: u64, message: String) -> ApiError {
+    ApiError {
+        retry_after_s: Some(wait_s),
+        ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
+    }
+}
+
+fn rate_limit(state: &AppState, serial: &str) -> Result<(), ApiError> {
+    let (rate, burst) = (state.config.device_rate_per_s, state.config.device_burst);
+    take_token(state, &format!("device {serial}"), rate, burst)
+        .map_err(|wait| too_many(wait, format!("device {serial} is over {rate} batches/s")))
+}
+
+/// The limit on challenge and token requests, per client address (they come before any
+/// identity is proven, so the address is all there is).
+fn auth_rate_limit(state: &AppState, peer: std::net::IpAddr) -> Result<(), ApiError> {
+    let (rate, burst) = (state.config.auth_rate_per_s, state.config.auth_burst);
+    take_token(state, &format!("address {peer}"), rate, burst).map_err(|wait| {
+        too_many(
+            wait,
+            format!("over {rate} authentication requests/s from this address"),
+        )
+    })
 }
 
 /// The organisation and enrolled key for an upload (`what`: batch or summary) signed as device
@@ -617,16 +818,150 @@ async fn signer_key(
     Ok((org, key))
 }
 
+/// How far back a match may have started, by the server's clock: a rig offline for a season
+/// still syncs; rows older than the warehouse keeps are deleted on arrival anyway.
+const MAX_MATCH_AGE_MS: i64 = 400 * 24 * 3600 * 1000;
+/// How far ahead of the server's clock a rig's clock may be.
+const MAX_CLOCK_AHEAD_MS: i64 = 24 * 3600 * 1000;
+/// The longest a match may run: frame times past this are not a match's.
+const MAX_MATCH_SPAN_MS: i64 = 24 * 3600 * 1000;
+/// Frame rates a camera rig records at, millihertz.
+const FPS_MILLI: std::ops::RangeInclusive<u32> = 1_000..=240_000;
+/// Matches whose owner is remembered per instance before the memory is cleared.
+const MAX_REMEMBERED_MATCHES: usize = 100_000;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A match start within a plausible window of the server's clock; the field is named.
+fn plausible_start(field: &str, started_ms: i64, now_ms: i64) -> Result<(), String> {
+    let earliest = now_ms.saturating_sub(MAX_MATCH_AGE_MS);
+    let latest = now_ms.saturating_add(MAX_CLOCK_AHEAD_MS);
+    if (earliest..=latest).contains(&started_ms) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field} {started_ms} is not within {} days before and one day after the server's clock ({now_ms} ms)",
+            MAX_MATCH_AGE_MS / (24 * 3600 * 1000)
+        ))
+    }
+}
+
+/// A batch header and rows that can be stored: a real frame rate, a plausible start, and every
+/// frame within a match's length of it (which also bounds the partitions one batch touches).
+fn plausible_batch(
+    header: &polyvision_cloud_sync::wire::BatchHeader,
+    rows: &[polyvision_cloud_sync::wire::WireRow],
+    now_ms: i64,
+) -> Result<(), String> {
+    if !FPS_MILLI.contains(&header.fps_milli) {
+        return Err(format!(
+            "fps_milli {} is outside {}–{} (1–240 frames per second)",
+            header.fps_milli,
+            FPS_MILLI.start(),
+            FPS_MILLI.end()
+        ));
+    }
+    plausible_start("match_started_ms", header.match_started_ms, now_ms)?;
+    if let Some(last) = rows.iter().map(|r| r.frame).max() {
+        let span_ms = i64::from(last) * 1_000_000 / i64::from(header.fps_milli);
+        if span_ms > MAX_MATCH_SPAN_MS {
+            return Err(format!(
+                "frame {last} is {} h after the match start at {} fps: over a match's {} h",
+                span_ms / 3_600_000,
+                f64::from(header.fps_milli) / 1000.0,
+                MAX_MATCH_SPAN_MS / 3_600_000
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an upload for a match that another rig of the organisation sent first: a match
+/// belongs to the device that first sent it.
+async fn check_match_owner(
+    state: &AppState,
+    org: Uuid,
+    match_id: Uuid,
+    serial: &str,
+    reject: &impl Fn(StatusCode, String) -> ApiError,
+) -> Result<(), ApiError> {
+    let remembered = state
+        .match_owners
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&(org, match_id)).cloned());
+    let owner = match remembered {
+        Some(owner) => Some(owner),
+        None => {
+            let owner = state
+                .warehouse
+                .match_owner(org, match_id)
+                .await
+                .map_err(|e| warehouse_error(state, e))?;
+            if let (Some(o), Ok(mut m)) = (&owner, state.match_owners.lock()) {
+                if m.len() >= MAX_REMEMBERED_MATCHES {
+                    m.clear();
+                }
+                m.insert((org, match_id), o.clone());
+            }
+            owner
+        }
+    };
+    match owner {
+        Some(owner) if owner != serial => Err(reject(
+            StatusCode::FORBIDDEN,
+            format!("match {match_id} belongs to another device of the organisation"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Runs the storing part of an upload (everything after its body arrived) within the request
+/// timeout: a hung ClickHouse gets the rig a 503 to retry, not a request held open.
+async fn within_store_deadline<T>(
+    state: &AppState,
+    work: impl std::future::Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let limit = state.config.request_timeout;
+    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+        state
+            .metrics
+            .warehouse_errors
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(after_s = limit.as_secs_f64(), "storing an upload timed out");
+        Err(ApiError::unavailable(
+            "storage did not answer in time, retry later",
+        ))
+    })
+}
+
 async fn ingest(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<axum::Json<IngestResponse>, ApiError> {
     let started = Instant::now();
-    let claims = state.auth.verify(bearer(&headers)?).inspect_err(|_| {
-        state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-    })?;
-    rate_limit(&state, &claims.sub)?;
+    let claims = match authenticate_upload(&state, &headers) {
+        Ok(c) => c,
+        Err(e) => {
+            discard_small_body(&headers, body).await;
+            return Err(e);
+        }
+    };
+    let body = read_body(&headers, body).await?;
+    within_store_deadline(&state, store_batch_upload(&state, &claims, &body, started)).await
+}
+
+async fn store_batch_upload(
+    state: &AppState,
+    claims: &crate::auth::DeviceClaims,
+    body: &Bytes,
+    started: Instant,
+) -> Result<axum::Json<IngestResponse>, ApiError> {
     state
         .metrics
         .bytes_received
@@ -640,9 +975,9 @@ async fn ingest(
         ApiError::new(status, e)
     };
     let batch =
-        SignedBatch::parse(&body).map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+        SignedBatch::parse(body).map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
     let (org, key) = signer_key(
-        &state,
+        state,
         &claims.sub,
         &claims.org,
         &batch.header.serial,
@@ -654,13 +989,15 @@ async fn ingest(
         state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
         reject(StatusCode::FORBIDDEN, e.to_string())
     })?;
+    let match_id = Uuid::from_bytes(batch.header.match_id);
+    check_match_owner(state, org, match_id, &batch.header.serial, &reject).await?;
     let batch_id = batch_id_text(&batch.header.batch_id);
     let rows_n = batch.header.row_count;
     if state
         .warehouse
         .batch_stored(org, &batch_id)
         .await
-        .map_err(|e| warehouse_error(&state, e))?
+        .map_err(|e| warehouse_error(state, e))?
     {
         state
             .metrics
@@ -675,11 +1012,13 @@ async fn ingest(
     let rows = batch
         .rows()
         .map_err(|e: WireError| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+    plausible_batch(&batch.header, &rows, now_ms())
+        .map_err(|e| reject(StatusCode::BAD_REQUEST, format!("batch header: {e}")))?;
     state
         .warehouse
         .store_batch(org, &batch.header, &rows)
         .await
-        .map_err(|e| warehouse_error(&state, e))?;
+        .map_err(|e| warehouse_error(state, e))?;
     let m = &state.metrics;
     m.batches_stored.fetch_add(1, Ordering::Relaxed);
     m.rows_stored
@@ -700,21 +1039,33 @@ async fn ingest(
 async fn ingest_summary(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<axum::Json<IngestResponse>, ApiError> {
-    let claims = state.auth.verify(bearer(&headers)?).inspect_err(|_| {
-        state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-    })?;
-    rate_limit(&state, &claims.sub)?;
+    let claims = match authenticate_upload(&state, &headers) {
+        Ok(c) => c,
+        Err(e) => {
+            discard_small_body(&headers, body).await;
+            return Err(e);
+        }
+    };
+    let body = read_body(&headers, body).await?;
+    within_store_deadline(&state, store_summary_upload(&state, &claims, &body)).await
+}
+
+async fn store_summary_upload(
+    state: &AppState,
+    claims: &crate::auth::DeviceClaims,
+    body: &Bytes,
+) -> Result<axum::Json<IngestResponse>, ApiError> {
     let reject = |status: StatusCode, e: String| {
         tracing::warn!(serial = %claims.sub, error = %e, "match summary refused");
         ApiError::new(status, e)
     };
     let signed =
-        SignedSummary::parse(&body).map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
+        SignedSummary::parse(body).map_err(|e| reject(StatusCode::BAD_REQUEST, e.to_string()))?;
     let summary = &signed.summary;
     let (org, key) = signer_key(
-        &state,
+        state,
         &claims.sub,
         &claims.org,
         &summary.serial,
@@ -735,11 +1086,14 @@ async fn ingest_summary(
         state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
         reject(StatusCode::FORBIDDEN, e.to_string())
     })?;
+    plausible_start("match_started_ms", summary.match_started_ms, now_ms())
+        .map_err(|e| reject(StatusCode::BAD_REQUEST, format!("match summary: {e}")))?;
+    check_match_owner(state, org, match_id, &summary.serial, &reject).await?;
     state
         .warehouse
         .store_summary(org, match_id, summary)
         .await
-        .map_err(|e| warehouse_error(&state, e))?;
+        .map_err(|e| warehouse_error(state, e))?;
     tracing::info!(serial = %claims.sub, %match_id, players = summary.players.len(), "match summary stored");
     Ok(axum::Json(IngestResponse {
         batch_id: match_id.to_string(),

@@ -46,6 +46,14 @@ pub fn http(
     Ok((status, body.to_string()))
 }
 
+/// A match start the service accepts: ten days ago, at a whole day (the service refuses
+/// starts far from its clock, so fixed dates in tests would expire).
+pub fn recent_match_start_ms() -> i64 {
+    const DAY_MS: i64 = 24 * 3600 * 1000;
+    let now = crate::auth::now_s() as i64 * 1000;
+    now / DAY_MS * DAY_MS - 10 * DAY_MS
+}
+
 /// Enrols a device through the factory API; the HTTP status.
 pub fn enrol(
     base: &str,
@@ -76,6 +84,11 @@ pub struct ClickHouse {
 }
 
 impl ClickHouse {
+    /// The server's process id (for tests that stop it with SIGSTOP).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts one and waits until it answers.
     pub fn start() -> std::io::Result<Self> {
         let dir = tempfile::tempdir()?;
@@ -248,8 +261,11 @@ impl InProcessService {
                 admin_token: Some(admin_token.into()),
                 device_rate_per_s: 1000.0,
                 device_burst: 1000.0,
+                auth_rate_per_s: 1000.0,
+                auth_burst: 1000.0,
                 ..Default::default()
             },
+            connections: Default::default(),
         };
         let server = runtime.spawn(crate::serve(config, listener, std::future::pending()));
         let url = format!("http://{addr}");

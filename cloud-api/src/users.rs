@@ -47,8 +47,9 @@ pub struct UserClaims {
     pub org: String,
     /// Role.
     pub role: Role,
-    /// Audience.
-    pub aud: String,
+    /// Audience: one string or an array of them (RFC 7519 §4.1.3); the validation requires
+    /// `polyvision-api` among them.
+    pub aud: Audience,
     /// Expiry, s since 1970.
     pub exp: u64,
     /// Not before.
@@ -57,6 +58,16 @@ pub struct UserClaims {
     /// Issued at.
     #[serde(default)]
     pub iat: Option<u64>,
+}
+
+/// The `aud` claim in either of its standard forms.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Audience {
+    /// `"aud": "polyvision-api"`.
+    One(String),
+    /// `"aud": ["polyvision-api", …]`.
+    Many(Vec<String>),
 }
 
 /// A verified user.
@@ -174,6 +185,7 @@ impl UserKeys {
     pub fn verify(&self, token: &str) -> Result<User, AuthError> {
         let bad = |m: String| AuthError::Unauthenticated(format!("user token refused: {m}"));
         let header = jsonwebtoken::decode_header(token).map_err(|e| bad(e.to_string()))?;
+        crate::auth::refuse_critical_extensions(token).map_err(bad)?;
         if header.alg != Algorithm::RS256 {
             return Err(bad(format!(
                 "algorithm {:?}, only RS256 is accepted",
@@ -275,7 +287,7 @@ pub fn issue(
         sub: sub.into(),
         org: org.to_string(),
         role,
-        aud: USER_AUDIENCE.into(),
+        aud: Audience::One(USER_AUDIENCE.into()),
         exp: now + lifetime_s,
         nbf: Some(now),
         iat: Some(now),

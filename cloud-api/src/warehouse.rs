@@ -167,6 +167,16 @@ impl Warehouse {
         insert.end().await
     }
 
+    /// The serial of the device that sent match `match_id` of `org`, if any did.
+    pub async fn match_owner(&self, org: Uuid, match_id: Uuid) -> Result<Option<String>> {
+        self.client
+            .query(&crate::queries::MATCH_OWNER.sql())
+            .bind(org.to_string())
+            .bind(match_id.to_string())
+            .fetch_optional()
+            .await
+    }
+
     /// Whether organisation `org` already stored batch `batch_id`.
     pub async fn batch_stored(&self, org: Uuid, batch_id: &str) -> Result<bool> {
         let n: u64 = self

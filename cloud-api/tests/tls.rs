@@ -178,7 +178,7 @@ fn the_uploader_trusts_a_configured_ca_and_nothing_else() {
         .collect();
     let batch = PendingBatch {
         match_id: [9; 16],
-        match_started_ms: 1_796_000_000_000,
+        match_started_ms: polyvision_cloud_api::testing::recent_match_start_ms(),
         fps_milli: 25_000,
         first_row: 1,
         last_row: 50,

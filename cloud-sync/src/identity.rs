@@ -113,7 +113,13 @@ pub fn parse_public_key(text: &str) -> Result<VerifyingKey, String> {
         .as_slice()
         .try_into()
         .map_err(|_| format!("public key has {} bytes, expected 32", bytes.len()))?;
-    VerifyingKey::from_bytes(&arr).map_err(|_| "public key is not a valid Ed25519 point".into())
+    let key = VerifyingKey::from_bytes(&arr)
+        .map_err(|_| "public key is not a valid Ed25519 point".to_string())?;
+    // A small-order point verifies signatures that nobody made: never a device's key.
+    if key.is_weak() {
+        return Err("public key is a weak (small-order) Ed25519 point".into());
+    }
+    Ok(key)
 }
 
 /// What the device signs to answer a challenge. The prefix keeps these signatures apart from

@@ -18,7 +18,7 @@
 //!
 //! [`SignedSummary::parse`] never panics and names the field it refuses.
 
-use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 /// Magic bytes.
@@ -236,7 +236,7 @@ impl<'a> SignedSummary<'a> {
 
     /// Checks the device's signature.
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), SummaryError> {
-        key.verify(self.signed, &self.signature)
+        key.verify_strict(self.signed, &self.signature)
             .map_err(|_| refuse("signature", "does not verify with the device's key"))
     }
 }

@@ -50,7 +50,7 @@
 //! [`SignedBatch::parse`] and [`SignedBatch::rows`] never panic: anything malformed is a
 //! [`WireError`] that says which field and why.
 
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 /// The four bytes every batch starts with.
@@ -125,7 +125,9 @@ impl BatchHeader {
 
     /// Capture time of a frame of this match, ms since 1970.
     pub fn frame_time_ms(&self, frame: u32) -> i64 {
-        self.match_started_ms + (frame as i64 * 1_000_000) / self.fps_milli.max(1) as i64
+        // Saturating: a header is range-checked by the service, but this must not wrap before.
+        self.match_started_ms
+            .saturating_add((frame as i64 * 1_000_000) / self.fps_milli.max(1) as i64)
     }
 }
 
@@ -404,7 +406,7 @@ impl<'a> SignedBatch<'a> {
 
     /// Verifies the device's signature over header and body.
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), WireError> {
-        key.verify(self.signed, &Signature::from_bytes(&self.signature))
+        key.verify_strict(self.signed, &Signature::from_bytes(&self.signature))
             .map_err(|_| WireError::Signature)
     }
 

@@ -262,9 +262,12 @@ async fn run_daemon(config: EdgeConfig, pin: String, start_match: bool) -> Resul
             Err(e) => tracing::warn!(error = %e, "--start-match failed"),
         }
     }
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let served = axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
     daemon::watchdog::stopping();
     shared.shutdown();
     // The runner flushes the last rows and closes the match.
@@ -370,11 +373,14 @@ async fn calibrate(config: EdgeConfig, pin: String) -> Result<()> {
         calibration = %active.path().display(),
         "technician page ready"
     );
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down");
-        })
-        .await
-        .context("serving the technician page")
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+    })
+    .await
+    .context("serving the technician page")
 }

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub use polyvision_cloud_api::testing::{ClickHouse, row_hash};
+pub use polyvision_cloud_api::testing::{ClickHouse, recent_match_start_ms, row_hash};
 
 pub fn free_port() -> u16 {
     polyvision_cloud_api::testing::free_port().expect("a free port")
@@ -182,7 +182,7 @@ impl MemoryBuffer {
             mid[..8].copy_from_slice(&rnd().to_le_bytes());
             mid[8..].copy_from_slice(&(m as u64).to_le_bytes());
             b.matches
-                .push((mid, 1_790_000_000_000 + m as i64 * 7_200_000));
+                .push((mid, recent_match_start_ms() + m as i64 * 7_200_000));
             let mut pos: Vec<(i32, i32)> = (0..objects)
                 .map(|_| ((rnd() % 10_500) as i32, (rnd() % 6_800) as i32))
                 .collect();

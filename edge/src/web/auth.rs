@@ -1,6 +1,9 @@
-//! The technician's PIN: a login that hands out session tokens, and a lockout against guessing.
+//! The technician's PIN: a login that hands out session tokens, and a lockout against guessing,
+//! per client address: anyone on the pitch's network can lock out their own address, not the
+//! technician's phone.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -10,6 +13,8 @@ const SESSION: Duration = Duration::from_secs(12 * 3600);
 const ATTEMPTS: u32 = 5;
 /// How long a lockout lasts.
 const LOCKOUT: Duration = Duration::from_secs(60);
+/// Client addresses whose failures are remembered; past this, those not locked are forgotten.
+const MAX_CLIENTS: usize = 4096;
 
 /// Why a login failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +38,7 @@ struct Failures {
 pub struct Auth {
     pin: String,
     sessions: Mutex<HashMap<String, Instant>>,
-    failures: Mutex<Failures>,
+    failures: Mutex<HashMap<IpAddr, Failures>>,
 }
 
 /// Compares without an early exit, so the time taken does not reveal how much of a guess was
@@ -48,14 +53,18 @@ impl Auth {
         Auth {
             pin,
             sessions: Mutex::new(HashMap::new()),
-            failures: Mutex::new(Failures::default()),
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Exchanges the PIN for a session token.
-    pub fn login(&self, pin: &str) -> Result<String, LoginError> {
+    /// Exchanges the PIN, sent from `client`, for a session token.
+    pub fn login(&self, client: IpAddr, pin: &str) -> Result<String, LoginError> {
         let now = Instant::now();
-        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if all.len() >= MAX_CLIENTS && !all.contains_key(&client) {
+            all.retain(|_, f| f.locked_until.is_some_and(|until| until > now));
+        }
+        let failures = all.entry(client).or_default();
         if let Some(until) = failures.locked_until {
             if until > now {
                 return Err(LoginError::Locked((until - now).as_secs() + 1));
@@ -68,14 +77,15 @@ impl Auth {
             if failures.count >= ATTEMPTS {
                 failures.locked_until = Some(now + LOCKOUT);
                 tracing::warn!(
-                    "technician page locked for {} s after {ATTEMPTS} wrong PINs",
+                    %client,
+                    "technician login locked for {} s for this address after {ATTEMPTS} wrong PINs",
                     LOCKOUT.as_secs()
                 );
             }
             return Err(LoginError::Wrong);
         }
-        failures.count = 0;
-        drop(failures);
+        all.remove(&client);
+        drop(all);
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|_| LoginError::NoRandom)?;
         let token = crate::calibration::hex(&bytes);
@@ -101,19 +111,43 @@ impl Auth {
 mod tests {
     use super::*;
 
+    const PHONE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 10));
+    const GUESSER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 66));
+
     #[test]
     fn the_pin_opens_a_session_and_guessing_locks_out() {
         let auth = Auth::new("482913".into());
         assert!(!auth.check(None));
-        let token = auth.login("482913").expect("login");
+        let token = auth.login(PHONE, "482913").expect("login");
         assert!(auth.check(Some(&format!("Bearer {token}"))));
         assert!(!auth.check(Some("Bearer 00")));
         assert!(!auth.check(Some(&token)), "the scheme is required");
         for _ in 0..ATTEMPTS {
-            assert_eq!(auth.login("000000"), Err(LoginError::Wrong));
+            assert_eq!(auth.login(PHONE, "000000"), Err(LoginError::Wrong));
         }
-        assert!(matches!(auth.login("482913"), Err(LoginError::Locked(_))));
+        assert!(matches!(
+            auth.login(PHONE, "482913"),
+            Err(LoginError::Locked(_))
+        ));
         // Sessions opened before the lockout stay valid.
+        assert!(auth.check(Some(&format!("Bearer {token}"))));
+    }
+
+    /// Finding (the technician's page): the lockout was global, so anyone on the pitch's
+    /// network locked the technician out with five wrong PINs.
+    #[test]
+    fn a_guesser_locks_out_only_its_own_address() {
+        let auth = Auth::new("482913".into());
+        for _ in 0..ATTEMPTS {
+            assert_eq!(auth.login(GUESSER, "000000"), Err(LoginError::Wrong));
+        }
+        assert!(matches!(
+            auth.login(GUESSER, "482913"),
+            Err(LoginError::Locked(_))
+        ));
+        let token = auth
+            .login(PHONE, "482913")
+            .expect("the technician still logs in");
         assert!(auth.check(Some(&format!("Bearer {token}"))));
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! | method | path | what |
 //! |---|---|---|
-//! | `POST` | `/api/login` | `{"pin"}` → `{"token"}`; 5 wrong PINs lock it for a minute |
+//! | `POST` | `/api/login` | `{"pin"}` → `{"token"}`; 5 wrong PINs lock the sender's address out for a minute |
 //! | `GET` | `/api/state` | views, pitch markings, landmarks, saved points, active calibration |
 //! | `GET` | `/api/frame/{view}` | the view's still frame (PNG): `left`, `right` or `panorama` |
 //! | `POST` | `/api/refresh` | grab the still frames again |
@@ -268,9 +268,10 @@ struct LoginRequest {
 
 async fn login(
     State(state): State<Arc<AppState>>,
+    axum::extract::ConnectInfo(client): axum::extract::ConnectInfo<std::net::SocketAddr>,
     Json(req): Json<LoginRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    match state.auth.login(&req.pin) {
+    match state.auth.login(client.ip(), &req.pin) {
         Ok(token) => {
             tracing::info!("technician logged in");
             Ok(Json(json!({ "token": token })))

@@ -1,0 +1,109 @@
+//! Accepting connections: a cap on how many are open, a deadline for each request head (which
+//! also closes idle keep-alive connections), and a shutdown that closes idle clients at once
+//! and gives requests in flight a bounded time to finish.
+//!
+//! `axum::serve` has none of these: an idle or slowloris client held its connection (and a file
+//! descriptor) for ever, and a shutdown waited for idle clients to leave.
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt as _;
+
+/// How connections are admitted and closed.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Connections open at once; one more is closed as soon as it is accepted (so the service
+    /// keeps descriptors for ClickHouse and its own files under the process's limit).
+    pub max_connections: usize,
+    /// Time for a request head to arrive, from the connection's start or the end of the
+    /// previous answer: an idle keep-alive or a head sent a byte at a time is closed after it.
+    pub header_timeout: Duration,
+    /// At shutdown, how long requests in flight may take before their connections are dropped.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: 768,
+            header_timeout: Duration::from_secs(15),
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Connections refused at the cap, for `/metrics`.
+pub static CONNECTIONS_REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// Serves `app` on `listener` until `shutdown` resolves, within `limits`. Handlers see the
+/// peer's address as `ConnectInfo<SocketAddr>`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors or a connection reset while queued: not fatal.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            let refused = CONNECTIONS_REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    max = limits.max_connections,
+                    refused,
+                    "connection cap reached; closing new connections"
+                );
+            }
+            drop(stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<_>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(req.map(axum::body::Body::new))
+        });
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection closed");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("every connection closed"),
+        () = tokio::time::sleep(limits.drain_timeout) => tracing::warn!(
+            after_s = limits.drain_timeout.as_secs(),
+            "requests still in flight at shutdown were cut off"
+        ),
+    }
+    Ok(())
+}
