@@ -1,6 +1,6 @@
-//! Accepting connections: a cap on how many are open, a deadline for each request head (which
-//! also closes idle keep-alive connections), and a shutdown that closes idle clients at once
-//! and gives requests in flight a bounded time to finish.
+//! Accepting connections: a cap on how many are open, in all and per client address, a deadline
+//! for each request head (which also closes idle keep-alive connections), and a shutdown that
+//! closes idle clients at once and gives requests in flight a bounded time to finish.
 //!
 //! `axum::serve` has none of these: an idle or slowloris client held its connection (and a file
 //! descriptor) for ever, and a shutdown waited for idle clients to leave.
@@ -8,8 +8,10 @@
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -21,6 +23,10 @@ pub struct ConnectionLimits {
     /// Connections open at once; one more is closed as soon as it is accepted (so the service
     /// keeps descriptors for ClickHouse and its own files under the process's limit).
     pub max_connections: usize,
+    /// Connections open at once from one client address, so that one client cannot take the
+    /// whole cap. Behind a load balancer every connection comes from its address: set this to
+    /// `max_connections` there and let the balancer limit its clients.
+    pub max_per_address: usize,
     /// Time for a request head to arrive, from the connection's start or the end of the
     /// previous answer: an idle keep-alive or a head sent a byte at a time is closed after it.
     pub header_timeout: Duration,
@@ -32,14 +38,60 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
             max_connections: 768,
+            max_per_address: 64,
             header_timeout: Duration::from_secs(15),
             drain_timeout: Duration::from_secs(10),
         }
     }
 }
 
-/// Connections refused at the cap, for `/metrics`.
+/// Connections refused at either cap, for `/metrics`.
 pub static CONNECTIONS_REFUSED: AtomicU64 = AtomicU64::new(0);
+
+/// Open connections per client address.
+#[derive(Default)]
+struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+
+/// One open connection of an address; counted down when dropped.
+struct AddressSlot {
+    table: Arc<PerAddress>,
+    ip: IpAddr,
+}
+
+impl PerAddress {
+    fn take(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<AddressSlot> {
+        let mut open = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut open = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn refused(why: &str, limit: usize) {
+    let refused = CONNECTIONS_REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
+    // A flood logs a line at 1, 2, 4, 8, … refusals, not one per connection.
+    if refused.is_power_of_two() {
+        tracing::warn!(limit, refused, "{why}; closing new connections");
+    }
+}
 
 /// Serves `app` on `listener` until `shutdown` resolves, within `limits`. Handlers see the
 /// peer's address as `ConnectInfo<SocketAddr>`.
@@ -50,6 +102,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = Arc::new(PerAddress::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -70,16 +123,15 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Some(slot) = per_address.take(peer.ip(), limits.max_per_address) else {
+            refused(
+                "an address reached its connection cap",
+                limits.max_per_address,
+            );
+            continue;
+        };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
-            let refused = CONNECTIONS_REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
-            if refused.is_power_of_two() {
-                tracing::warn!(
-                    max = limits.max_connections,
-                    refused,
-                    "connection cap reached; closing new connections"
-                );
-            }
-            drop(stream);
+            refused("the connection cap was reached", limits.max_connections);
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -94,7 +146,7 @@ pub async fn serve(
             if let Err(e) = conn.await {
                 tracing::debug!(%peer, error = %e, "connection closed");
             }
-            drop(permit);
+            drop((permit, slot));
         });
     }
     drop(listener);

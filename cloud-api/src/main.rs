@@ -89,9 +89,17 @@ struct ServeArgs {
     /// file limit (`ulimit -n`) less what ClickHouse connections and files need.
     #[arg(long, default_value_t = 768)]
     max_connections: usize,
+    /// Connections open at once from one client address. Behind a load balancer, set it to
+    /// --max-connections (every connection comes from the balancer).
+    #[arg(long, default_value_t = 64)]
+    max_connections_per_address: usize,
     /// Seconds a request head may take to arrive (also how long an idle connection stays open).
     #[arg(long, default_value_t = 15)]
     header_timeout_s: u64,
+    /// MiB of upload bodies held in memory at once (at least 16, one full-size body); past it
+    /// uploads get 429 before their body is read.
+    #[arg(long, default_value_t = 256)]
+    upload_buffer_mib: usize,
     /// Seconds a request may take (an upload: once its body arrived) before it is answered 503.
     #[arg(long, default_value_t = 30)]
     request_timeout_s: u64,
@@ -179,8 +187,8 @@ fn main() -> anyhow::Result<()> {
         "--request-timeout-s must be within 1–3600"
     );
     anyhow::ensure!(
-        args.max_connections > 0,
-        "--max-connections must be at least 1"
+        args.max_connections > 0 && args.max_connections_per_address > 0,
+        "--max-connections and --max-connections-per-address must be at least 1"
     );
     anyhow::ensure!(
         (1..=3600).contains(&args.header_timeout_s),
@@ -202,10 +210,12 @@ fn main() -> anyhow::Result<()> {
             auth_rate_per_s: args.auth_rate,
             auth_burst: args.auth_rate * 6.0,
             request_timeout: Duration::from_secs(args.request_timeout_s),
+            upload_buffer_bytes: args.upload_buffer_mib.saturating_mul(1 << 20),
             ..Default::default()
         },
         connections: polyvision_cloud_api::connections::ConnectionLimits {
             max_connections: args.max_connections,
+            max_per_address: args.max_connections_per_address,
             header_timeout: Duration::from_secs(args.header_timeout_s),
             ..Default::default()
         },

@@ -48,6 +48,9 @@ pub struct ServiceConfig {
     pub auth_rate_per_s: f64,
     /// Burst of the per-address limit.
     pub auth_burst: f64,
+    /// Upload bodies held in memory at once, bytes: past it an upload is answered 429 with
+    /// `Retry-After` before its body is read (bodies trickling in cannot exhaust memory).
+    pub upload_buffer_bytes: usize,
     /// How long a request may take (for an upload: once its body arrived): a hung ClickHouse
     /// gets the client a 503 to retry after it, instead of holding the request and its
     /// descriptors.
@@ -66,6 +69,7 @@ impl Default for ServiceConfig {
             auth_rate_per_s: 5.0,
             auth_burst: 30.0,
             request_timeout: Duration::from_secs(30),
+            upload_buffer_bytes: 256 << 20,
         }
     }
 }
@@ -98,6 +102,8 @@ pub struct AppState {
     buckets: Mutex<HashMap<String, Bucket>>,
     /// The device that sent each match, once known (it never changes).
     match_owners: Mutex<HashMap<(Uuid, Uuid), String>>,
+    /// KiB of upload bodies that may be held in memory (`upload_buffer_bytes`).
+    upload_budget: Arc<tokio::sync::Semaphore>,
     metrics: Metrics,
     ready: AtomicBool,
     users: Option<crate::users::UserKeys>,
@@ -111,6 +117,10 @@ impl AppState {
         config: ServiceConfig,
         users: Option<crate::users::UserKeys>,
     ) -> Self {
+        // At least one full-size body, whatever is configured.
+        let upload_budget = Arc::new(tokio::sync::Semaphore::new(
+            (config.upload_buffer_bytes / 1024).max(MAX_BODY_BYTES / 1024),
+        ));
         AppState {
             warehouse,
             auth,
@@ -119,6 +129,7 @@ impl AppState {
             devices: Mutex::default(),
             buckets: Mutex::default(),
             match_owners: Mutex::default(),
+            upload_budget,
             metrics: Metrics::default(),
             ready: AtomicBool::new(true),
         }
@@ -467,9 +478,19 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .and_then(|v| v.parse::<u64>().ok())
 }
 
+/// An upload's body and its share of the memory budget for bodies, released when dropped.
+struct UploadBody {
+    bytes: Bytes,
+    _budget: tokio::sync::OwnedSemaphorePermit,
+}
+
 /// Reads an upload's body once its sender is authenticated: nothing of an unauthenticated
 /// request is buffered, and a body that trickles in is cut off after [`BODY_TIMEOUT`].
-async fn read_body(headers: &HeaderMap, body: axum::body::Body) -> Result<Bytes, ApiError> {
+async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<UploadBody, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -480,8 +501,28 @@ async fn read_body(headers: &HeaderMap, body: axum::body::Body) -> Result<Bytes,
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
+    // The bytes this body may take, reserved before it is read (a body without a length may
+    // take the most).
+    let kib = declared
+        .unwrap_or(MAX_BODY_BYTES as u64)
+        .div_ceil(1024)
+        .max(1) as u32;
+    let budget = state
+        .upload_budget
+        .clone()
+        .try_acquire_many_owned(kib)
+        .map_err(|_| {
+            state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+            too_many(
+                2,
+                "too many uploads are being received; retry shortly".into(),
+            )
+        })?;
     match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
-        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Ok(bytes)) => Ok(UploadBody {
+            bytes,
+            _budget: budget,
+        }),
         Ok(Err(_)) if declared.is_none() => Err(too_large()),
         Ok(Err(e)) => Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -952,8 +993,12 @@ async fn ingest(
             return Err(e);
         }
     };
-    let body = read_body(&headers, body).await?;
-    within_store_deadline(&state, store_batch_upload(&state, &claims, &body, started)).await
+    let body = read_body(&state, &headers, body).await?;
+    within_store_deadline(
+        &state,
+        store_batch_upload(&state, &claims, &body.bytes, started),
+    )
+    .await
 }
 
 async fn store_batch_upload(
@@ -1048,8 +1093,8 @@ async fn ingest_summary(
             return Err(e);
         }
     };
-    let body = read_body(&headers, body).await?;
-    within_store_deadline(&state, store_summary_upload(&state, &claims, &body)).await
+    let body = read_body(&state, &headers, body).await?;
+    within_store_deadline(&state, store_summary_upload(&state, &claims, &body.bytes)).await
 }
 
 async fn store_summary_upload(

@@ -736,7 +736,11 @@ mod finding {
             &ch,
             &dir.path().join("capped"),
             "connections",
-            &["--max-connections=40", "--header-timeout-s=2"],
+            &[
+                "--max-connections=100",
+                "--max-connections-per-address=40",
+                "--header-timeout-s=2",
+            ],
         );
         let addr = format!("127.0.0.1:{}", svc.port);
         let started = std::time::Instant::now();
@@ -754,13 +758,20 @@ mod finding {
             }
             closed_within(&slow, Duration::from_secs(1))
         });
+        // Another client, while the flood holds its 40: answered at once.
+        let (status, secs) = from_another_address(&addr);
+        println!(
+            "/healthz from 127.0.0.2 during the flood: {status} in {:.1} ms",
+            secs * 1e3
+        );
+        assert_eq!(status, 200);
         let closed = idle
             .iter()
             .filter(|c| closed_within(c, Duration::from_secs(8)))
             .count();
         let secs = started.elapsed().as_secs_f64();
         println!(
-            "60 idle connections over a cap of 40 with a 2 s head timeout: {closed} closed within {secs:.1} s"
+            "60 idle connections over a per-address cap of 40 with a 2 s head timeout: {closed} closed within {secs:.1} s"
         );
         assert_eq!(closed, 60, "idle connections left open");
         assert!(
@@ -791,6 +802,30 @@ mod finding {
         println!("SIGTERM with 20 idle connections: exited in {secs:.2} s ({status:?})");
         assert!(status.is_some_and(|s| s.success()), "{status:?}");
         assert!(secs < 11.0, "{secs:.1} s to exit");
+    }
+
+    /// `GET /healthz` from source address 127.0.0.2 to `addr` (loopback); status and seconds.
+    fn from_another_address(addr: &str) -> (u16, f64) {
+        let t = std::time::Instant::now();
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        let source: std::net::SocketAddr = "127.0.0.2:0".parse().expect("address");
+        socket.bind(&source.into()).expect("bind 127.0.0.2");
+        let target: std::net::SocketAddr = addr.parse().expect("address");
+        socket.connect(&target.into()).expect("connect");
+        let mut c = TcpStream::from(socket);
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        c.write_all(b"GET /healthz HTTP/1.0\r\n\r\n")
+            .expect("request");
+        let mut answer = Vec::new();
+        let _ = c.read_to_end(&mut answer);
+        let status = String::from_utf8_lossy(&answer)
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, t.elapsed().as_secs_f64())
     }
 
     fn svc_metric(base: &str, name: &str) -> f64 {
@@ -930,5 +965,75 @@ mod finding {
             assert_eq!(status, 503, "{name}: {body}");
             assert!(secs < 10.0, "{name}: {secs:.1} s");
         }
+    }
+
+    /// Finding 2, with a token: bodies that trickle in are bounded by a memory budget (here
+    /// 16 MiB): an upload past it is answered 429 before its body is read, small ones still pass.
+    #[test]
+    fn upload_bodies_in_memory_are_bounded() {
+        let ch = ClickHouse::start().expect("ClickHouse");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let svc = common::Service::start(&ch, dir.path(), "budget", &["--upload-buffer-mib=16"]);
+        let rig = SigningKey::from_bytes(&[0x18; 32]);
+        let status = polyvision_cloud_api::testing::enrol(
+            &svc.url(),
+            common::ADMIN_TOKEN,
+            "PV-BUDGET",
+            &public_key_text(&rig.verifying_key()),
+            ORG_A,
+        )
+        .expect("enrol");
+        assert_eq!(status, 201);
+        let (s, body) = post_json(
+            &format!("{}/v1/devices/challenge", svc.url()),
+            None,
+            &serde_json::json!({"serial": "PV-BUDGET"}),
+        );
+        assert_eq!(s, 200, "{body}");
+        let c: ChallengeResponse = serde_json::from_str(&body).expect("nonce");
+        let sig = rig.sign(&challenge_message("PV-BUDGET", &c.nonce));
+        let (s, body) = post_json(
+            &format!("{}/v1/devices/token", svc.url()),
+            None,
+            &serde_json::json!({"serial": "PV-BUDGET", "nonce": c.nonce, "signature": signature_text(&sig)}),
+        );
+        assert_eq!(s, 200, "{body}");
+        let token = serde_json::from_str::<TokenResponse>(&body)
+            .expect("token")
+            .token;
+        let addr = format!("127.0.0.1:{}", svc.port);
+        let head = |len: usize| {
+            format!(
+                "POST /v1/ingest/batches HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {len}\r\n\r\n"
+            )
+        };
+        // 15 MiB declared, 1 MiB sent, then silence: its 15 MiB are reserved.
+        let mut slow = TcpStream::connect(&addr).expect("connect");
+        slow.write_all(head(15 << 20).as_bytes()).expect("head");
+        slow.write_all(&vec![0u8; 1 << 20]).expect("part");
+        std::thread::sleep(Duration::from_millis(300));
+        let mut second = TcpStream::connect(&addr).expect("connect");
+        second
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        second.write_all(head(15 << 20).as_bytes()).expect("head");
+        let mut answer = [0u8; 512];
+        let n = second.read(&mut answer).expect("an answer before the body");
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        println!(
+            "a second 15 MiB upload while one trickles in: {}",
+            answer.lines().next().unwrap_or("")
+        );
+        assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("retry-after"),
+            "{answer}"
+        );
+        let small = batch("PV-BUDGET", &rig, [0x18; 16], |_| ());
+        let (status, body) =
+            post_bytes(&format!("{}/v1/ingest/batches", svc.url()), &token, &small);
+        println!("a {} B batch meanwhile → {status}", small.len());
+        assert_eq!(status, 200, "{body}");
+        drop(slow);
     }
 }
