@@ -372,6 +372,8 @@ pub async fn export(
         .bind(&org)
         .bind(id.to_string());
     let (content_type, ext, body) = if parquet {
+        // Built in memory before it is sent: a bounded number at once.
+        let _slot = state.parquet_export_slot()?;
         let mut rows = query
             .fetch::<crate::export::ExportRow>()
             .map_err(|e| warehouse_error(&state, e))?;

@@ -22,6 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
+/// Parquet exports built at once per instance (CSV streams and is not limited).
+pub const MAX_PARQUET_EXPORTS: usize = 2;
+
 /// Largest request body: a full batch of 1 Mi rows compresses to a few MB.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
@@ -104,6 +107,8 @@ pub struct AppState {
     match_owners: Mutex<HashMap<(Uuid, Uuid), String>>,
     /// KiB of upload bodies that may be held in memory (`upload_buffer_bytes`).
     upload_budget: Arc<tokio::sync::Semaphore>,
+    /// Parquet exports being built (each holds its file in memory, ~45 MiB for a full match).
+    parquet_exports: tokio::sync::Semaphore,
     metrics: Metrics,
     ready: AtomicBool,
     users: Option<crate::users::UserKeys>,
@@ -130,6 +135,7 @@ impl AppState {
             buckets: Mutex::default(),
             match_owners: Mutex::default(),
             upload_budget,
+            parquet_exports: tokio::sync::Semaphore::new(MAX_PARQUET_EXPORTS),
             metrics: Metrics::default(),
             ready: AtomicBool::new(true),
         }
@@ -143,6 +149,17 @@ impl AppState {
     /// The ClickHouse side.
     pub fn warehouse(&self) -> &Warehouse {
         &self.warehouse
+    }
+
+    /// A place for one more Parquet export, or a 429 to retry when all are taken.
+    pub(crate) fn parquet_export_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        self.parquet_exports.try_acquire().map_err(|_| {
+            self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+            too_many(
+                5,
+                format!("{MAX_PARQUET_EXPORTS} Parquet exports are being built; retry shortly"),
+            )
+        })
     }
 }
 
@@ -848,10 +865,14 @@ async fn signer_key(
             "token organisation is not a UUID".into(),
         )
     })?;
+    // 401, not 403: the enrolment changed under a token still valid (moved by the factory,
+    // re-keyed); the rig authenticates again and keeps its rows instead of dropping them.
     if dev.organization_id != org {
         return Err(reject(
-            StatusCode::FORBIDDEN,
-            format!("device {token_serial} is not enrolled in organisation {org}"),
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "device {token_serial} is not enrolled in organisation {org}; authenticate again"
+            ),
         ));
     }
     let key = parse_public_key(&dev.public_key)
@@ -1030,9 +1051,10 @@ async fn store_batch_upload(
         &reject,
     )
     .await?;
+    // Not the enrolled key (re-keyed since the token was issued): authenticate again.
     batch.verify(&key).map_err(|e| {
         state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-        reject(StatusCode::FORBIDDEN, e.to_string())
+        reject(StatusCode::UNAUTHORIZED, e.to_string())
     })?;
     let match_id = Uuid::from_bytes(batch.header.match_id);
     check_match_owner(state, org, match_id, &batch.header.serial, &reject).await?;
@@ -1129,7 +1151,7 @@ async fn store_summary_upload(
     })?;
     signed.verify(&key).map_err(|e| {
         state.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-        reject(StatusCode::FORBIDDEN, e.to_string())
+        reject(StatusCode::UNAUTHORIZED, e.to_string())
     })?;
     plausible_start("match_started_ms", summary.match_started_ms, now_ms())
         .map_err(|e| reject(StatusCode::BAD_REQUEST, format!("match summary: {e}")))?;
@@ -1145,4 +1167,43 @@ async fn store_summary_upload(
         rows: summary.players.len() as u32,
         duplicate: false,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> AppState {
+        let auth = DeviceAuth::new(
+            &ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+            Duration::from_secs(60),
+        )
+        .expect("auth");
+        // The client connects on first use only: these tests never query.
+        let warehouse = Warehouse::new(clickhouse::Client::default());
+        AppState::new(warehouse, auth, ServiceConfig::default(), None)
+    }
+
+    /// Also worth a look (the outside test): concurrent Parquet exports each held ~43 MiB.
+    #[test]
+    fn parquet_exports_are_bounded() {
+        let state = state();
+        let first = state.parquet_export_slot().expect("first");
+        let _second = state.parquet_export_slot().expect("second");
+        let refused = state.parquet_export_slot().expect_err("a third at once");
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(refused.retry_after_s.is_some());
+        drop(first);
+        let _third = state.parquet_export_slot().expect("once one finished");
+    }
+
+    #[test]
+    fn batch_headers_outside_the_plausible_window_name_their_field() {
+        let now = 1_800_000_000_000;
+        assert!(plausible_start("match_started_ms", now - 3_600_000, now).is_ok());
+        for bad in [i64::MAX, i64::MIN, 0, now + 2 * MAX_CLOCK_AHEAD_MS] {
+            let e = plausible_start("match_started_ms", bad, now).expect_err("refused");
+            assert!(e.starts_with("match_started_ms"), "{e}");
+        }
+    }
 }

@@ -231,6 +231,7 @@ mod finding {
         // An admin still manages its own organisation's rigs.
         let rig_a = SigningKey::from_bytes(&[0xa1; 32]);
         s.enrol("PV-A1", &rig_a, ORG_A);
+        let old_token = s.token_of("PV-A1", &rig_a);
         let new_key = SigningKey::from_bytes(&[0xa2; 32]);
         let (status, body) = post_json(
             &format!("{}/v1/factory/devices", s.url()),
@@ -240,6 +241,15 @@ mod finding {
         );
         assert_eq!(status, 201, "{body}");
         let _ = s.token_of("PV-A1", &new_key);
+        // The rig still signing with its old key and token is told to authenticate again
+        // (401), never that its rows are refused for good (403: the uploader would quarantine).
+        let (status, body) = post_bytes(
+            &format!("{}/v1/ingest/batches", s.url()),
+            &old_token,
+            &batch("PV-A1", &rig_a, [0xa1; 16], |_| ()),
+        );
+        println!("a re-keyed rig's batch under its old key → {status} {body}");
+        assert_eq!(status, 401, "{body}");
     }
 
     /// Finding 2: 48 connections each sent 15 MiB of a 16 MiB `POST /v1/ingest/batches` without a
@@ -401,16 +411,29 @@ mod finding {
     #[test]
     fn oversized_input_is_not_echoed_back() {
         let s = Setup::start("no_echo");
-        let serial = "S".repeat(10 << 20);
-        let (status, body) = s.svc.runtime().block_on(async {
-            let r = reqwest::Client::new()
-                .post(format!("{}/v1/devices/challenge", s.url()))
-                .json(&serde_json::json!({ "serial": serial }))
-                .send()
-                .await
-                .expect("challenge");
-            (r.status().as_u16(), r.text().await.expect("body"))
-        });
+        // The head declares the 10 MiB body; 64 KiB of it are sent, the rest never is: the
+        // answer must come on what was sent (and a client that stops writing reads it).
+        let addr = s.url().trim_start_matches("http://").to_string();
+        let mut c = TcpStream::connect(&addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let declared = 10 << 20;
+        write!(
+            c,
+            "POST /v1/devices/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n{{\"serial\":\""
+        )
+        .expect("head");
+        c.write_all(&vec![b'S'; 64 << 10])
+            .expect("part of the serial");
+        let mut answer = Vec::new();
+        let _ = c.read_to_end(&mut answer);
+        let answer = String::from_utf8_lossy(&answer);
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        let status: u16 = head
+            .split(' ')
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         println!(
             "10 MiB serial to the challenge → {status}, {} bytes of answer",
             body.len()
@@ -711,6 +734,34 @@ mod finding {
         println!("PyJWT verified the service's device token and a user token");
     }
 
+    /// Waits until every thread of `pid` is stopped (state `T`): `kill` returns before a busy
+    /// thread has taken the signal, and it may still answer a request meanwhile.
+    fn wait_until_stopped(pid: u32) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let stopped = std::fs::read_dir(format!("/proc/{pid}/task"))
+                .expect("threads")
+                .filter_map(Result::ok)
+                .all(|t| {
+                    std::fs::read_to_string(t.path().join("stat"))
+                        .ok()
+                        .and_then(|stat| {
+                            stat.rsplit_once(") ")
+                                .and_then(|(_, rest)| rest.chars().next())
+                        })
+                        .is_none_or(|state| state == 'T' || state == 't')
+                });
+            if stopped {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "ClickHouse did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Whether the service closed `c` (EOF or reset) within `within`.
     fn closed_within(mut c: &TcpStream, within: Duration) -> bool {
         c.set_read_timeout(Some(within)).expect("timeout");
@@ -928,6 +979,7 @@ mod finding {
             .expect("kill -STOP");
         assert!(stopped.success());
         let _resume = Continue(ch.pid());
+        wait_until_stopped(ch.pid());
         let batch = batch("PV-HUNG", &rig, [0x17; 16], |_| ());
         type Request<'a> = Box<dyn Fn() -> (u16, String) + 'a>;
         let requests: [(&str, Request<'_>); 3] = [

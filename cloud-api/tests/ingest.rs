@@ -306,13 +306,13 @@ fn attacks_on_the_device_path_are_refused_and_write_nothing() {
         results.push((Attack { name: "replayed nonce", status: 401 }, r.status().as_u16(), r.text().await.unwrap_or_default()));
         // A batch signed by another key, with PV-A's valid token.
         let (s, b) = post(token_a.clone(), batch("PV-A", &stranger)).await;
-        results.push((Attack { name: "batch with a bad signature", status: 403 }, s, b));
+        results.push((Attack { name: "batch with a bad signature", status: 401 }, s, b));
         // PV-A's token carrying PV-B's batch (organisation B).
         let (s, b) = post(token_a.clone(), batch("PV-B", &key_b)).await;
         results.push((Attack { name: "token of organisation A writing a batch of organisation B", status: 403 }, s, b));
         // The same two on match summaries, and a malformed one.
         let (s, b) = post_summary(token_a.clone(), summary("PV-A", &stranger)).await;
-        results.push((Attack { name: "match summary with a bad signature", status: 403 }, s, b));
+        results.push((Attack { name: "match summary with a bad signature", status: 401 }, s, b));
         let (s, b) = post_summary(token_a.clone(), summary("PV-B", &key_b)).await;
         results.push((Attack { name: "token of A sending a match summary of B", status: 403 }, s, b));
         let (s, b) = post_summary(token_a.clone(), b"PVMS\x01{}".to_vec()).await;
@@ -351,7 +351,7 @@ fn attacks_on_the_device_path_are_refused_and_write_nothing() {
         )
         .expect("org b");
         let (s, b) = post(forged_org, batch("PV-A", &key_a)).await;
-        results.push((Attack { name: "token claims organisation B for a device of A", status: 403 }, s, b));
+        results.push((Attack { name: "token claims organisation B for a device of A", status: 401 }, s, b));
         // No token at all.
         let r = http
             .post(format!("{base}/v1/ingest/batches"))

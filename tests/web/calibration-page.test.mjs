@@ -148,6 +148,9 @@ test("a technician calibrates both cameras by tapping landmarks, and the daemon 
   const page = await context.newPage();
   const consoleErrors = [];
   page.on("pageerror", (e) => consoleErrors.push(e.message));
+  // Under `calibrate` there is no daemon: the page asks for match control once, not every few s.
+  let matchRequests = 0;
+  page.on("request", (r) => { if (new URL(r.url()).pathname === "/api/match") matchRequests += 1; });
   await page.goto(base + "/");
   await page.locator("#login").waitFor({ state: "visible" });
   await page.fill("#pin", "111111");
@@ -225,6 +228,7 @@ test("a technician calibrates both cameras by tapping landmarks, and the daemon 
   assert.equal(watched.generation, afterRestore.generation + 1, "the watcher did not reload the file");
   assert.equal(watched.sha256, createHash("sha256").update(fs.readFileSync(calibrationFile())).digest("hex"));
   assert.deepEqual(consoleErrors, []);
+  assert.ok(matchRequests <= 1, `/api/match asked ${matchRequests} times without a daemon`);
   await context.close();
 });
 

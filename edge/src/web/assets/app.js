@@ -17,6 +17,7 @@ const app = {
   scale: 1, tx: 0, ty: 0,
   solveSeq: 0,
   viewSeq: 0,         // the latest showView call
+  noMatchControl: false, // no daemon behind the page: /api/match is not asked again
   ready: false,       // the shown view is loaded, fitted to the screen and solved
 };
 
@@ -35,7 +36,9 @@ async function api(method, path, body) {
   if (!res.ok) {
     let message = res.statusText;
     try { message = (await res.json()).error || message; } catch (_) { /* not JSON */ }
-    throw new Error(message);
+    const err = new Error(message);
+    err.status = res.status;
+    throw err;
   }
   return res;
 }
@@ -77,11 +80,14 @@ $("login-form").addEventListener("submit", async (e) => {
 // ---------- match control (only inside the daemon) ----------
 
 async function refreshMatch() {
+  if (app.noMatchControl) return;
   let m;
   try {
     m = await getJson("/api/match");
-  } catch (_) {
-    $("match").hidden = true; // the page runs without the daemon (polyvision-edge calibrate)
+  } catch (err) {
+    $("match").hidden = true;
+    // 404: the page runs without the daemon (polyvision-edge calibrate): stop asking.
+    if (err.status === 404) app.noMatchControl = true;
     return;
   }
   $("match").hidden = false;
