@@ -85,6 +85,21 @@ impl Drop for AddressSlot {
     }
 }
 
+/// The client an address stands for in per-client limits: an IPv4 address, or an IPv6 /64
+/// (one host commonly holds a whole /64 and could otherwise take a new address per request).
+pub fn client_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(std::net::Ipv6Addr::from(prefix))
+            }
+        },
+    }
+}
+
 fn refused(why: &str, limit: usize) {
     let refused = CONNECTIONS_REFUSED.fetch_add(1, Ordering::Relaxed) + 1;
     // A flood logs a line at 1, 2, 4, 8, … refusals, not one per connection.
@@ -123,7 +138,7 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Some(slot) = per_address.take(peer.ip(), limits.max_per_address) else {
+        let Some(slot) = per_address.take(client_of(peer.ip()), limits.max_per_address) else {
             refused(
                 "an address reached its connection cap",
                 limits.max_per_address,
@@ -158,4 +173,22 @@ pub async fn serve(
         ),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_its_slash_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("address");
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().expect("address");
+        let other: IpAddr = "2001:db8:1:3::1".parse().expect("address");
+        assert_eq!(client_of(a), client_of(b));
+        assert_ne!(client_of(a), client_of(other));
+        let v4: IpAddr = "192.0.2.7".parse().expect("address");
+        assert_eq!(client_of(v4), v4);
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().expect("address");
+        assert_eq!(client_of(mapped), v4);
+    }
 }

@@ -28,8 +28,8 @@ pub const MAX_PARQUET_EXPORTS: usize = 2;
 /// Largest request body: a full batch of 1 Mi rows compresses to a few MB.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
-/// Largest body of the unauthenticated device requests (challenge, token): a serial, a nonce
-/// and a signature.
+/// Largest body of the device requests before a device token (challenge, token: a serial, a
+/// nonce and a signature) and of an enrolment.
 pub const MAX_AUTH_BODY_BYTES: usize = 4 << 10;
 
 /// How long an authenticated upload's body may take to arrive: a full-size batch at about
@@ -94,6 +94,15 @@ struct Metrics {
 struct Bucket {
     tokens: f64,
     at: Instant,
+    /// The bucket's own refill rate and size (device and address buckets share the map).
+    rate: f64,
+    burst: f64,
+}
+
+impl Bucket {
+    fn refilled(&self, now: Instant) -> f64 {
+        (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.burst)
+    }
 }
 
 /// Shared state of the handlers.
@@ -240,7 +249,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/openapi.json", get(openapi))
-        .route("/v1/factory/devices", post(enrol))
+        // An enrolment is a few hundred bytes: none is buffered large before its token is seen.
+        .route(
+            "/v1/factory/devices",
+            post(enrol).layer(DefaultBodyLimit::max(MAX_AUTH_BODY_BYTES)),
+        )
         .route(
             CHALLENGE_PATH,
             post(challenge).layer(DefaultBodyLimit::max(MAX_AUTH_BODY_BYTES)),
@@ -524,17 +537,14 @@ async fn read_body(
         .unwrap_or(MAX_BODY_BYTES as u64)
         .div_ceil(1024)
         .max(1) as u32;
-    let budget = state
-        .upload_budget
-        .clone()
-        .try_acquire_many_owned(kib)
-        .map_err(|_| {
-            state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-            too_many(
-                2,
-                "too many uploads are being received; retry shortly".into(),
-            )
-        })?;
+    let Ok(budget) = state.upload_budget.clone().try_acquire_many_owned(kib) else {
+        state.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+        discard_small_body(headers, body).await;
+        return Err(too_many(
+            2,
+            "too many uploads are being received; retry shortly".into(),
+        ));
+    };
     match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES)).await {
         Ok(Ok(bytes)) => Ok(UploadBody {
             bytes,
@@ -794,17 +804,24 @@ fn take_token(state: &AppState, key: &str, rate: f64, burst: f64) -> Result<(), 
     };
     let now = Instant::now();
     if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(key) {
-        // A bucket idle long enough to be full again limits nothing: forget those.
-        buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < burst);
-        if buckets.len() >= MAX_BUCKETS {
+        // A bucket idle long enough to be full again limits nothing: forget those. If that
+        // frees less than a tenth, start over rather than sweep again on the next new key.
+        buckets.retain(|_, b| b.refilled(now) < b.burst);
+        if buckets.len() > MAX_BUCKETS / 10 * 9 {
+            tracing::warn!(
+                buckets = buckets.len(),
+                "rate-limit buckets full; starting over"
+            );
             buckets.clear();
         }
     }
     let b = buckets.entry(key.to_string()).or_insert(Bucket {
         tokens: burst,
         at: now,
+        rate,
+        burst,
     });
-    b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * rate).min(burst);
+    b.tokens = b.refilled(now);
     b.at = now;
     if b.tokens >= 1.0 {
         b.tokens -= 1.0;
@@ -829,10 +846,11 @@ fn rate_limit(state: &AppState, serial: &str) -> Result<(), ApiError> {
 }
 
 /// The limit on challenge and token requests, per client address (they come before any
-/// identity is proven, so the address is all there is).
+/// identity is proven, so the address is all there is; an IPv6 client by its /64).
 fn auth_rate_limit(state: &AppState, peer: std::net::IpAddr) -> Result<(), ApiError> {
     let (rate, burst) = (state.config.auth_rate_per_s, state.config.auth_burst);
-    take_token(state, &format!("address {peer}"), rate, burst).map_err(|wait| {
+    let client = crate::connections::client_of(peer);
+    take_token(state, &format!("address {client}"), rate, burst).map_err(|wait| {
         too_many(
             wait,
             format!("over {rate} authentication requests/s from this address"),
