@@ -27,6 +27,8 @@ if [ "${1:-}" = "--test" ]; then
   PACKAGES+=(python3-gi gir1.2-gst-rtsp-server-1.0)
   # Certificates for the HTTPS test; systemd-analyze for the Yocto unit's checks.
   PACKAGES+=(openssl systemd)
+  # Real people filmed by a fixed camera (vtest.avi) for the detector's real-footage figures.
+  PACKAGES+=(opencv-doc)
   # libclang for bindgen, which regenerates the TensorRT shim's bindings to check them.
   PACKAGES+=(libclang-dev)
   # Node.js may come from elsewhere (nodesource ships npm inside nodejs): only fill gaps.

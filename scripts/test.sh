@@ -81,13 +81,21 @@ run_group opencv bash -c '
   .venv/bin/python scripts/compare-opencv-kernels.py --bin target/release --table "$POLYVISION_KERNEL_FIXTURES/stitch.table" \
     --left "$POLYVISION_KERNEL_FIXTURES/left.png" --right "$POLYVISION_KERNEL_FIXTURES/right.png"'
 # The shipped detector on held-out rendered clips (AP per class, ball recall and precision,
-# test fails below the targets); our evaluator against pycocotools on the same predictions;
-# tract against ONNX Runtime on the same tiles.
+# test fails below the targets) and on the real labelled frames of the last 4 s (people and
+# ball, with and without the pitch mask); our evaluator against pycocotools on the same
+# predictions; tract against ONNX Runtime on the same tiles.
 DET_WORK=target/detect-eval
 run_group detection bash -c "
   set -e
-  cargo test --release --locked -p polyvision-edge --test detection_model -- --nocapture
   rm -rf '$DET_WORK' && mkdir -p '$DET_WORK'
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+  .venv/bin/python scripts/real-labels.py --only left,right cut --out '$DET_WORK/real' --part figures
+  .venv/bin/python scripts/real-labels.py --only vtest cut --out '$DET_WORK/vtest' --part figures
+  .venv/bin/python scripts/real-panorama.py --out '$DET_WORK/stitched' --first 157 > /dev/null
+  .venv/bin/python scripts/real-labels.py panorama --panorama '$DET_WORK/stitched' --out '$DET_WORK/panorama' --part figures
+  rm -rf '$DET_WORK/stitched/work'
+  POLYVISION_REAL_FRAMES='$DET_WORK/real' POLYVISION_VTEST_FRAMES='$DET_WORK/vtest' POLYVISION_REAL_PANORAMA='$DET_WORK/panorama' cargo test --release --locked -p polyvision-edge --test detection_model -- --include-ignored --nocapture
   target/release/rig-sim dataset --out '$DET_WORK/clips' --first-seed 9100 --clips 2 --frames-per-clip 4 --seconds 30 --quiet
   target/release/polyvision-edge detect-eval --dataset '$DET_WORK/clips' --coco '$DET_WORK/coco'
   .venv/bin/python scripts/compare-coco.py '$DET_WORK/coco'

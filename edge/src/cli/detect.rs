@@ -68,6 +68,16 @@ pub(crate) struct DetectEvalArgs {
     /// (`truth.json`, `detections.json`, `scores.json`) for `scripts/compare-coco.py`.
     #[arg(long)]
     pub(crate) coco: Option<PathBuf>,
+    /// Score players, goalkeepers and referees as one class, "person" (for truth that does
+    /// not tell them apart, such as the real labelled frames).
+    #[arg(long)]
+    pub(crate) people: bool,
+    /// Also score with the pitch mask: detections whose foot point (bottom centre; the ball's
+    /// centre) lies outside the clip's pitch outline, `clip-*/pitch.txt` (one `x,y` image
+    /// point per line), dropped; clips without an outline are not masked. Both tables are printed; the COCO files hold the masked one
+    /// (`scores-unmasked.json` the other).
+    #[arg(long)]
+    pub(crate) pitch_mask: bool,
 }
 
 /// Arguments of `bench-detect`.
@@ -169,6 +179,50 @@ const CLASSES: [Class; 4] = [
 struct Sample {
     image: PathBuf,
     truths: Vec<([f64; 4], usize, f64)>,
+    /// The pitch outline of its clip, when the clip has one (`pitch.txt`).
+    pitch: Option<std::sync::Arc<Vec<[f64; 2]>>>,
+}
+
+/// Reads a polygon, one `x,y` per line; errors name file and line.
+fn read_outline(path: &Path) -> Result<Vec<[f64; 2]>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut points = Vec::new();
+    for (n, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let bad = || anyhow::anyhow!("{}:{}: expected x,y, got {line:?}", path.display(), n + 1);
+        let (x, y) = line.split_once(',').ok_or_else(bad)?;
+        let x: f64 = x.trim().parse().map_err(|_| bad())?;
+        let y: f64 = y.trim().parse().map_err(|_| bad())?;
+        if !x.is_finite() || !y.is_finite() {
+            return Err(bad());
+        }
+        points.push([x, y]);
+    }
+    if points.len() < 3 {
+        bail!(
+            "{}: a pitch outline needs at least 3 points",
+            path.display()
+        );
+    }
+    Ok(points)
+}
+
+/// Whether `p` lies inside `polygon` (even-odd rule).
+fn inside(polygon: &[[f64; 2]], [x, y]: [f64; 2]) -> bool {
+    let mut within = false;
+    let mut j = polygon.len() - 1;
+    for i in 0..polygon.len() {
+        let ([xi, yi], [xj, yj]) = (polygon[i], polygon[j]);
+        if (yi > y) != (yj > y) && x < (xj - xi) * (y - yi) / (yj - yi) + xi {
+            within = !within;
+        }
+        j = i;
+    }
+    within
 }
 
 /// Reads `clip-*/gt.txt` and lists `clip-*/frame-NNNNNN.png`; errors name file and line.
@@ -225,10 +279,17 @@ fn read_dataset(dir: &Path) -> Result<Vec<Sample>> {
             })
             .collect();
         frames.sort();
+        let outline = clip.join("pitch.txt");
+        let pitch = if outline.exists() {
+            Some(std::sync::Arc::new(read_outline(&outline)?))
+        } else {
+            None
+        };
         for (frame, image) in frames {
             samples.push(Sample {
                 image,
                 truths: by_frame.remove(&frame).unwrap_or_default(),
+                pitch: pitch.clone(),
             });
         }
     }
@@ -259,7 +320,22 @@ pub(crate) fn run_eval(args: &DetectEvalArgs) -> Result<()> {
         })
         .collect();
     let samples = read_dataset(&args.dataset)?;
-    let (mut truths, mut dets) = (Vec::new(), Vec::new());
+    if args.pitch_mask && samples.iter().all(|s| s.pitch.is_none()) {
+        bail!(
+            "--pitch-mask: no clip of {} has a pitch outline (pitch.txt)",
+            args.dataset.display()
+        );
+    }
+    // With --people every person class is scored as the first (index 0).
+    let scored = |class: usize| {
+        if args.people && CLASSES[class] != Class::Ball {
+            0
+        } else {
+            class
+        }
+    };
+    // Each detection with whether the pitch mask drops it.
+    let (mut truths, mut dets) = (Vec::new(), Vec::<(ScoredBox, bool)>::new());
     let mut seconds = 0.0;
     let mut size = [0, 0];
     for (i, s) in samples.iter().enumerate() {
@@ -274,24 +350,32 @@ pub(crate) fn run_eval(args: &DetectEvalArgs) -> Result<()> {
         for &(bbox, class, visibility) in &s.truths {
             truths.push(TruthBox {
                 image: i,
-                class,
+                class: scored(class),
                 bbox,
                 ignore: visibility < args.min_visibility,
             });
         }
         for d in found {
             if let Some(class) = CLASSES.iter().position(|c| *c == d.class) {
-                dets.push(ScoredBox {
+                let [l, t, w, h] = d.bbox;
+                let foot = if d.class == Class::Ball {
+                    [l + w / 2.0, t + h / 2.0]
+                } else {
+                    [l + w / 2.0, t + h]
+                };
+                let outside = s.pitch.as_ref().is_some_and(|p| !inside(p, foot));
+                let det = ScoredBox {
                     image: i,
-                    class,
+                    class: scored(class),
                     bbox: d.bbox,
                     score: d.score,
-                });
+                };
+                dets.push((det, outside));
             }
         }
     }
-    let scores = evaluate(&truths, &dets, &thresholds);
-    let fmt = |v: Option<f64>| v.map_or("  –  ".to_string(), |v| format!("{v:.3}"));
+    let all: Vec<ScoredBox> = dets.iter().map(|(d, _)| *d).collect();
+    let scores = evaluate(&truths, &all, &thresholds);
     println!(
         "detect-eval: {} panoramas {}×{} from {}, model {} (card {}), {:.0} ms per panorama ({})",
         samples.len(),
@@ -303,6 +387,60 @@ pub(crate) fn run_eval(args: &DetectEvalArgs) -> Result<()> {
         seconds / samples.len() as f64 * 1e3,
         detector.backend()
     );
+    print_scores(&scores, args.people);
+    println!(
+        "(recall and precision at IoU 0.5; c.: a hit is a centre within max(5 px, half the true diagonal); at the operating scores {})",
+        CLASSES
+            .iter()
+            .zip(&thresholds)
+            .map(|(c, t)| format!("{} {t}", c.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let (scores, kept, unmasked) = if args.pitch_mask {
+        let kept: Vec<ScoredBox> = dets
+            .iter()
+            .filter(|(_, outside)| !outside)
+            .map(|(d, _)| *d)
+            .collect();
+        let masked = evaluate(&truths, &kept, &thresholds);
+        println!(
+            "with the pitch mask ({} of {} detections outside the pitch outlines dropped):",
+            all.len() - kept.len(),
+            all.len()
+        );
+        print_scores(&masked, args.people);
+        (masked, kept, Some(scores))
+    } else {
+        (scores, all, None)
+    };
+    if let Some(dir) = &args.coco {
+        write_coco(dir, &samples, &truths, &kept, &scores, size, args.people)?;
+        if let Some(unmasked) = &unmasked {
+            let path = dir.join("scores-unmasked.json");
+            std::fs::write(
+                &path,
+                serde_json::to_string(&scores_json(unmasked, args.people))?,
+            )
+            .with_context(|| format!("writing {}", path.display()))?;
+        }
+        println!("detect-eval: COCO files in {}", dir.display());
+    }
+    Ok(())
+}
+
+/// The name a class is scored under (`person` for the first when people are one class).
+fn scored_name(class: usize, people: bool) -> &'static str {
+    if people && class == 0 {
+        "person"
+    } else {
+        CLASSES[class].name()
+    }
+}
+
+/// The table of per-class figures (with `people`, only person and ball).
+fn print_scores(scores: &[polyvision_edge::detect::eval::ClassScore], people: bool) {
+    let fmt = |v: Option<f64>| v.map_or("  –  ".to_string(), |v| format!("{v:.3}"));
     println!(
         "{:<11} {:>6} {:>6} {:>7} {:>10} {:>7} {:>9} {:>8} {:>9}",
         "class",
@@ -315,10 +453,13 @@ pub(crate) fn run_eval(args: &DetectEvalArgs) -> Result<()> {
         "c.recall",
         "c.precis."
     );
-    for s in &scores {
+    for s in scores
+        .iter()
+        .filter(|s| !people || s.class == 0 || CLASSES[s.class] == Class::Ball)
+    {
         println!(
             "{:<11} {:>6} {:>6} {:>7} {:>10} {:>7.3} {:>9.3} {:>8.3} {:>9.3}",
-            CLASSES[s.class].name(),
+            scored_name(s.class, people),
             s.truths,
             s.detections,
             fmt(s.ap50),
@@ -329,20 +470,23 @@ pub(crate) fn run_eval(args: &DetectEvalArgs) -> Result<()> {
             s.centre_precision
         );
     }
-    println!(
-        "(recall and precision at IoU 0.5; c.: a hit is a centre within max(5 px, half the true diagonal); at the operating scores {})",
-        CLASSES
-            .iter()
-            .zip(&thresholds)
-            .map(|(c, t)| format!("{} {t}", c.name()))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    if let Some(dir) = &args.coco {
-        write_coco(dir, &samples, &truths, &dets, &scores, size)?;
-        println!("detect-eval: COCO files in {}", dir.display());
-    }
-    Ok(())
+}
+
+/// Our figures as `scores.json` holds them.
+fn scores_json(
+    scores: &[polyvision_edge::detect::eval::ClassScore],
+    people: bool,
+) -> serde_json::Value {
+    use serde_json::json;
+    scores
+        .iter()
+        .map(|s| {
+            json!({"category_id": s.class + 1, "name": scored_name(s.class, people),
+                   "truths": s.truths, "ap50": s.ap50, "ap50_95": s.ap50_95,
+                   "recall": s.recall, "precision": s.precision,
+                   "centre_recall": s.centre_recall, "centre_precision": s.centre_precision})
+        })
+        .collect()
 }
 
 /// COCO JSON of the truth and the detections, and our own figures, for the cross-check.
@@ -353,7 +497,9 @@ fn write_coco(
     dets: &[ScoredBox],
     scores: &[polyvision_edge::detect::eval::ClassScore],
     [w, h]: [u32; 2],
+    people: bool,
 ) -> Result<()> {
+    let name = |class: usize| scored_name(class, people);
     use serde_json::json;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let images: Vec<_> = (0..samples.len())
@@ -362,7 +508,7 @@ fn write_coco(
     let categories: Vec<_> = CLASSES
         .iter()
         .enumerate()
-        .map(|(k, c)| json!({"id": k + 1, "name": c.name()}))
+        .map(|(k, _)| json!({"id": k + 1, "name": name(k)}))
         .collect();
     let annotations: Vec<_> = truths
         .iter()
@@ -381,19 +527,11 @@ fn write_coco(
                    "score": d.score})
         })
         .collect();
-    let ours: Vec<_> = scores
-        .iter()
-        .map(|s| {
-            json!({"category_id": s.class + 1, "name": CLASSES[s.class].name(),
-                   "truths": s.truths, "ap50": s.ap50, "ap50_95": s.ap50_95,
-                   "recall": s.recall, "precision": s.precision,
-                   "centre_recall": s.centre_recall, "centre_precision": s.centre_precision})
-        })
-        .collect();
+    let ours = scores_json(scores, people);
     for (name, value) in [
         ("truth.json", truth),
         ("detections.json", json!(detections)),
-        ("scores.json", json!(ours)),
+        ("scores.json", ours),
     ] {
         std::fs::write(dir.join(name), serde_json::to_string(&value)?)
             .with_context(|| format!("writing {}", dir.join(name).display()))?;
@@ -454,6 +592,17 @@ pub(crate) fn run_bench(args: &BenchDetectArgs) -> Result<()> {
         "bench-detect: {w}×{h} panorama, {tiles} tiles of {s}×{s}, batch {batch}, {} threads, {found} detections",
         d.threads
     );
+    match card.gmacs_per_tile {
+        Some(g) => println!(
+            "bench-detect: model {}: {g:.2} GMAC per tile (card), {:.1} GFLOP per panorama ({tiles} tiles × 2 × GMAC)",
+            card.name,
+            2.0 * g * tiles as f64
+        ),
+        None => println!(
+            "bench-detect: model {}: its card states no gmacs_per_tile",
+            card.name
+        ),
+    }
     println!(
         "bench-detect: tract inference {:.1} ms per batch of {batch}, {:.1} ms per tile",
         per_batch * 1e3,

@@ -32,6 +32,10 @@ pub struct ModelCard {
     /// Free text: training data, metrics, speed.
     #[serde(default)]
     pub notes: Option<String>,
+    /// Multiply-accumulates of one input tile, billions (counted by the export script), so
+    /// `bench-detect` can state the work per panorama beside its timings.
+    #[serde(default)]
+    pub gmacs_per_tile: Option<f64>,
 }
 
 impl ModelCard {
