@@ -47,6 +47,18 @@ fn detect_eval(model: &str, data: &Path, coco: &Path, extra: &[&str]) -> serde_j
         .expect("json")
 }
 
+/// The folder an environment variable names; a relative path is taken from the workspace root
+/// (where the suite runs), not from this crate's folder (where cargo runs the test).
+fn folder_from(var: &str, what: &str) -> std::path::PathBuf {
+    let value = std::env::var_os(var).unwrap_or_else(|| panic!("{var}: {what}"));
+    let path = Path::new(&value);
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
+    }
+}
+
 /// One figure of one class from `detect-eval`'s scores (−1 when absent).
 fn figure(scores: &serde_json::Value, name: &str, key: &str) -> f64 {
     scores
@@ -114,10 +126,11 @@ const REAL_BALL_PRECISION: f64 = 0.4;
 #[test]
 #[ignore = "needs the real frames: POLYVISION_REAL_FRAMES from scripts/real-labels.py cut (the detection group does it)"]
 fn real_footage_detector_on_the_real_rigs_cameras() {
-    let data = std::env::var_os("POLYVISION_REAL_FRAMES").expect(
-        "POLYVISION_REAL_FRAMES: the folder `scripts/real-labels.py cut --part figures` wrote",
+    let data = folder_from(
+        "POLYVISION_REAL_FRAMES",
+        "the folder `scripts/real-labels.py cut --part figures` wrote",
     );
-    let data = Path::new(&data);
+    let data = data.as_path();
     let dir = tempfile::tempdir().expect("tempdir");
     println!("real footage (both cameras):");
     let masked = detect_eval(
@@ -163,13 +176,15 @@ const PANORAMA_PERSON_PRECISION: f64 = 0.70;
 #[test]
 #[ignore = "needs the stitched real panoramas: POLYVISION_REAL_PANORAMA from scripts/real-labels.py panorama (the detection group does it)"]
 fn real_footage_detector_on_our_panorama_of_the_real_rig() {
-    let data = std::env::var_os("POLYVISION_REAL_PANORAMA")
-        .expect("POLYVISION_REAL_PANORAMA: the folder `scripts/real-labels.py panorama` wrote");
+    let data = folder_from(
+        "POLYVISION_REAL_PANORAMA",
+        "the folder `scripts/real-labels.py panorama` wrote",
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     println!("our panorama of the real rig:");
     let scores = detect_eval(
         REAL_MODEL,
-        Path::new(&data),
+        &data,
         &dir.path().join("coco"),
         &["--people", "--pitch-mask"],
     );
@@ -199,17 +214,13 @@ const VTEST_PERSON_RECALL: f64 = 0.40;
 #[test]
 #[ignore = "needs vtest.avi's frames: POLYVISION_VTEST_FRAMES from scripts/real-labels.py cut (the detection group does it)"]
 fn real_footage_detector_finds_the_people_of_vtest() {
-    let data = std::env::var_os("POLYVISION_VTEST_FRAMES").expect(
-        "POLYVISION_VTEST_FRAMES: the folder `scripts/real-labels.py --only vtest cut` wrote",
+    let data = folder_from(
+        "POLYVISION_VTEST_FRAMES",
+        "the folder `scripts/real-labels.py --only vtest cut` wrote",
     );
     let dir = tempfile::tempdir().expect("tempdir");
     println!("vtest.avi:");
-    let scores = detect_eval(
-        REAL_MODEL,
-        Path::new(&data),
-        &dir.path().join("coco"),
-        &["--people"],
-    );
+    let scores = detect_eval(REAL_MODEL, &data, &dir.path().join("coco"), &["--people"]);
     assert!(
         figure(&scores, "person", "truths") >= 80.0,
         "too few labelled people"
