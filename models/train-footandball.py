@@ -28,6 +28,7 @@ Everything is seeded; versions in models/requirements-train.txt.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -151,26 +152,12 @@ def loss_fn(params, batch):
 # Data
 
 
-def read_clips(root):
-    """Frames (uint8 H×W×3) and their boxes [x, y, w, h, class 0-3, visibility] from a folder
-    of `clip-*/frame-NNNNNN.png` with `clip-*/gt.txt` (MOTChallenge with class, 1-4)."""
-    images, boxes = [], []
-    for clip in sorted(Path(root).glob("clip-*")):
-        rows = {}
-        for line in (clip / "gt.txt").read_text().splitlines():
-            f = line.split(",")
-            if len(f) < 9 or line.startswith("#"):
-                continue
-            frame, cls = int(f[0]), int(f[7])
-            if not 1 <= cls <= 4:
-                continue
-            rows.setdefault(frame, []).append(
-                [float(f[2]), float(f[3]), float(f[4]), float(f[5]), cls - 1, float(f[8])])
-        for png in sorted(clip.glob("frame-*.png")):
-            frame = int(png.stem.split("-")[1])
-            images.append(np.asarray(Image.open(png).convert("RGB")))
-            boxes.append(np.array(rows.get(frame, []), dtype=np.float32).reshape(-1, 6))
-    return images, boxes
+# The rendered and real clips share `rig-sim dataset`'s layout; the default detector's
+# training already reads it.
+_spec = importlib.util.spec_from_file_location("train_detector", HERE / "train-detector.py")
+_train_detector = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_train_detector)
+read_clips = _train_detector.read_clips
 
 
 def targets(boxes, real):
@@ -185,26 +172,23 @@ def targets(boxes, real):
         return (max(0, int(l // stride)), max(0, int(t // stride)),
                 min(g, int(np.ceil(r / stride))), min(g, int(np.ceil(b / stride))))
 
+    # Boxes clipped to the crop: kept (visible enough, not cut to less than half) or don't-care.
+    kept, ignored = [], []
+    for x, y, w, h, cls, vis in boxes:
+        l, t, r, b = max(x, 0), max(y, 0), min(x + w, CROP), min(y + h, CROP)
+        if r - l < 1 or b - t < 1:
+            continue
+        cut = (r - l) * (b - t) / max(w * h, 1e-6)
+        (ignored if vis < MIN_VISIBILITY or cut < 0.5 else kept).append((x, y, w, h, cls, l, t, r, b))
     # Don't-care first, so a real object inside a don't-care region still counts.
-    for x, y, w, h, cls, vis in boxes:
-        l, t, r, b = max(x, 0), max(y, 0), min(x + w, CROP), min(y + h, CROP)
-        if r - l < 1 or b - t < 1:
-            continue
-        cut = (r - l) * (b - t) / max(w * h, 1e-6)
-        if vis < MIN_VISIBILITY or cut < 0.5:
-            if cls == 3:
-                x0, y0, x1, y1 = cells(l - 4, t - 4, r + 4, b + 4, fb.BALL_STRIDE, gb)
-                b_cls[y0:y1, x0:x1] = -1
-            else:
-                x0, y0, x1, y1 = cells(l, t, r, b, fb.PLAYER_STRIDE, gp)
-                p_cls[y0:y1, x0:x1] = np.where(p_cls[y0:y1, x0:x1] > 0, p_cls[y0:y1, x0:x1], -1)
-    for x, y, w, h, cls, vis in boxes:
-        l, t, r, b = max(x, 0), max(y, 0), min(x + w, CROP), min(y + h, CROP)
-        if r - l < 1 or b - t < 1:
-            continue
-        cut = (r - l) * (b - t) / max(w * h, 1e-6)
-        if vis < MIN_VISIBILITY or cut < 0.5:
-            continue
+    for *_, cls, l, t, r, b in ignored:
+        if cls == 3:
+            x0, y0, x1, y1 = cells(l - 4, t - 4, r + 4, b + 4, fb.BALL_STRIDE, gb)
+            b_cls[y0:y1, x0:x1] = -1
+        else:
+            x0, y0, x1, y1 = cells(l, t, r, b, fb.PLAYER_STRIDE, gp)
+            p_cls[y0:y1, x0:x1] = np.where(p_cls[y0:y1, x0:x1] > 0, p_cls[y0:y1, x0:x1], -1)
+    for x, y, w, h, cls, *_ in kept:
         cx, cy = x + w / 2, y + h / 2
         if cls == 3:
             ix, iy = int(cx // fb.BALL_STRIDE), int(cy // fb.BALL_STRIDE)
