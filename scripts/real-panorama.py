@@ -9,10 +9,9 @@ Steps (each calls the release binaries in target/release through subprocess):
    label "(x,y)" (metres from a pitch corner) -> pitch (x - 52.5, 34 - y); pixels are sensor
    pixels, so the lens goes into the document and `solve` undistorts them. Dropped: points the
    checkerboard lens cannot undistort, and of points sharing one pitch label all but the one
-   that agrees with a RANSAC homography of the other points (`solve` refuses duplicates).
-2. `solve --json --out` per camera (named `left` / `right` through the documents' `camera`
-   field), the two single-camera files merged into one two-camera file (no CLI command does
-   that), `panorama`, `lut`.
+   that agrees with a RANSAC homography of the other points (`solve` now leaves such points
+   out itself; this selection is kept so that the panorama and its figures stay the same).
+2. `solve --json --camera left|right --into calibration.json` per camera, `panorama`, `lut`.
 3. Frames 1, 13, 25, ... 241 (1-based) of both videos -> PNG -> `polyvision-kernels stitch`
    -> OUT/frame-NNNNNN.png.
 4. `camera_to_panorama(camera, points)` (importable from this file) maps sensor pixels of a
@@ -350,21 +349,21 @@ def main():
     log, report = [], dict(workarounds=[], cameras={})
 
     # 1. points, lens, solve -------------------------------------------------------------------
-    cameras = []
     for cam in CAMERAS:
         lens_original = json.loads((shared / f"{cam}_lens.json").read_text())
         lens, lens_info = refit_lens(lens_original, (W, H))
         doc, kept, dropped = make_points(cam, shared, lens_original, lens)
         points_path = work / f"{cam}.points.json"
         points_path.write_text(json.dumps(doc, indent=1))
-        single = work / f"{cam}.calibration.json"
-        fit = json.loads(run([calibrate, "solve", "--points", points_path, "--json", "--out", single], log))
+        # The panorama, its labels and the detection figures of models/README were made with a
+        # 4 px RANSAC threshold (solve's default before it was scaled to the image): pinned here
+        # so that they stay reproducible.
+        fixed = ["--threshold-px", "4"]
+        fit = json.loads(run([calibrate, "solve", "--points", points_path, "--json", *fixed,
+                              "--camera", cam, "--into", out / "calibration.json"], log))
         (work / f"{cam}.solve.json").write_text(json.dumps(fit, indent=1))
-        run([calibrate, "solve", "--points", points_path], log)  # the human-readable table too
+        run([calibrate, "solve", "--points", points_path, *fixed], log)  # the human-readable table too
         (work / f"{cam}.solve.txt").write_text(log[-1]["stdout"])
-        one = json.loads(single.read_text())
-        assert [c["name"] for c in one["cameras"]] == [cam]
-        cameras.append(one["cameras"][0])
         outliers = [
             dict(label=kept[i]["label"], sensor=kept[i]["sensor"], error_px=round(p["error_px"], 2))
             for i, p in enumerate(fit["points"]) if not p["inlier"]
@@ -380,16 +379,10 @@ def main():
         "'field `cameras[0].lens`: distortion folds over inside the image (radial terms not "
         "monotonic)', and the table needs the image corners to undistort")
     report["workarounds"].append(
-        "solve writes single-camera files only; the two-camera file is their `cameras` merged "
-        "by this script (names set through the POINTS.json `camera` field)")
-    report["workarounds"].append(
-        "solve refuses two points with one pitch position; duplicates are resolved before solve")
+        "duplicates and points the lens cannot undistort are dropped before solve (solve would "
+        "leave them out itself; kept so that the panorama stays the one the figures were made on)")
 
     cal_path = out / "calibration.json"
-    merged = json.loads((work / "left.calibration.json").read_text())
-    merged["cameras"] = cameras
-    merged["created"] = dict(by="scripts/real-panorama.py", note="SoccerTrack rig: left + right solved separately, merged")
-    cal_path.write_text(json.dumps(merged, indent=2) + "\n")
     run([calibrate, "check", "--calibration", cal_path], log)
     pano_out = run([calibrate, "panorama", "--calibration", cal_path, "--width", args.width], log)
     table_path = out / "table.pvstitch"

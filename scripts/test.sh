@@ -72,12 +72,14 @@ run_group calibration cargo test --release --locked -p rig-sim --test calibratio
 # the tracker's speed on one core.
 run_group tracking bash -c "cargo test --release --locked -p polyvision-edge --test tracking -- --nocapture \
   && target/release/polyvision-edge bench-track --objects 25 --frames 100000"
-# Our homography fit against OpenCV's findHomography on the same clicks.
+# Our homography fit against OpenCV's findHomography on the same clicks (rendered, and the real
+# SoccerTrack clicks with leave-one-out errors beside the expected ones).
 run_group opencv bash -c '
   set -e
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
   .venv/bin/python scripts/compare-opencv.py --bin target/release
+  .venv/bin/python scripts/compare-calibration-real.py --bin target/release --check
   .venv/bin/python scripts/compare-opencv-kernels.py --bin target/release --table "$POLYVISION_KERNEL_FIXTURES/stitch.table" \
     --left "$POLYVISION_KERNEL_FIXTURES/left.png" --right "$POLYVISION_KERNEL_FIXTURES/right.png"'
 # The shipped detector on held-out rendered clips (AP per class, ball recall and precision,

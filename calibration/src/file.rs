@@ -189,6 +189,13 @@ pub struct FitRecord {
     pub expected_error_median_cm: f64,
     /// 95th percentile of the expected position error over the visible pitch, centimetres.
     pub expected_error_p95_cm: f64,
+    /// Leave-one-out error over the inliers `[median, p90]`, centimetres (absent with fewer
+    /// than six inliers, and in files written before it was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_cm: Option<[f64; 2]>,
+    /// The same as the uncertainty model expects it `[median, p90]`, centimetres.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_expected_cm: Option<[f64; 2]>,
 }
 
 impl From<&FieldFit> for FitRecord {
@@ -198,6 +205,14 @@ impl From<&FieldFit> for FitRecord {
             rms_px: fit.rms_px,
             expected_error_median_cm: fit.uncertainty.median_cm,
             expected_error_p95_cm: fit.uncertainty.p95_cm,
+            held_out_cm: fit
+                .held_out
+                .as_ref()
+                .map(|h| [100.0 * h.median_m, 100.0 * h.p90_m]),
+            held_out_expected_cm: fit
+                .held_out
+                .as_ref()
+                .map(|h| [100.0 * h.expected_median_m, 100.0 * h.expected_p90_m]),
         }
     }
 }

@@ -14,11 +14,18 @@
 //!    one clean sample, deterministic seed.
 //! 4. **Levenberg–Marquardt** on the inliers: eight parameters of the normalised matrix, residuals
 //!    in pixels; the inlier set is recomputed with the refined model until it settles.
-//! 5. **Uncertainty**: the parameter covariance `σ²(JᵀJ)⁻¹` from the final Jacobian, with σ the
-//!    larger of the residual's estimate and the assumed click precision, propagated to a pitch
+//! 5. **Uncertainty**: the parameter covariance `(JᵀΣ⁻¹J)⁻¹` from the final Jacobian, with Σ the
+//!    clicks' 2×2 noise covariance estimated from the residual vectors (each axis at least the
+//!    assumed click precision), propagated to a pitch
 //!    position for every point of a grid over the visible pitch. That is the expected error of
 //!    the *map* (not of a detection) in centimetres, so a technician sees whether the far
-//!    touchline is good enough before saving.
+//!    touchline is good enough before saving. Because Σ comes from the residuals, whatever the
+//!    lens model gets wrong shows up in it too.
+//! 6. **Held-out check**: each inlier in turn is left out, the map refitted from the others, and
+//!    the distance between where that map puts the click and the point's pitch position is
+//!    measured in metres. Beside it the same distance as the uncertainty model predicts it (map
+//!    error plus the held-out click's own noise), so a fit that claims more than it delivers
+//!    shows it.
 
 use crate::homography::Homography;
 use crate::lens::LensModel;
@@ -60,6 +67,24 @@ impl Default for FitOptions {
             max_iterations: 2000,
             seed: 0x5eed,
             grid_step_m: 2.5,
+        }
+    }
+}
+
+/// The image width the default pixel thresholds are meant for.
+pub const REFERENCE_WIDTH_PX: f64 = 1280.0;
+
+impl FitOptions {
+    /// The defaults scaled to an image of `size`: clicks on a 4K frame are made on a screen that
+    /// shows it shrunk, so their error in sensor pixels grows with the image (4 px and 1 px per
+    /// 1,280 px of the longer side, never less).
+    pub fn for_image(size: [u32; 2]) -> Self {
+        let scale = (f64::from(size[0].max(size[1])) / REFERENCE_WIDTH_PX).max(1.0);
+        let d = FitOptions::default();
+        FitOptions {
+            ransac_threshold_px: d.ransac_threshold_px * scale,
+            click_sigma_px: d.click_sigma_px * scale,
+            ..d
         }
     }
 }
@@ -147,6 +172,14 @@ pub struct PointReport {
     pub error_px: f64,
     /// Distance between the pitch point and where the fit puts the click, centimetres.
     pub error_cm: f64,
+    /// Why the point was not offered to the fit at all (the lens cannot undistort it, or it
+    /// repeats another point's pitch position and disagrees with the fit more than that one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_out: Option<String>,
+    /// A warning about the click: it lands a metre or more from the pitch position it names,
+    /// with the landmark it most likely shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Expected position error of the fitted map at one place on the pitch.
@@ -173,6 +206,33 @@ pub struct Uncertainty {
     pub max_cm: f64,
 }
 
+/// One inlier's held-out error.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldOutPoint {
+    /// The point's label.
+    pub label: String,
+    /// Distance between its pitch position and where the map fitted without it puts the
+    /// click, metres.
+    pub error_m: f64,
+    /// The same distance as the uncertainty model expects it (1σ, radial), metres.
+    pub expected_m: f64,
+}
+
+/// Leave-one-out errors over the inliers, measured and as the uncertainty model expects them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeldOut {
+    /// One entry per inlier.
+    pub points: Vec<HeldOutPoint>,
+    /// Median of the measured errors, metres.
+    pub median_m: f64,
+    /// 90th percentile of the measured errors, metres.
+    pub p90_m: f64,
+    /// Median the uncertainty model predicts for the same points, metres.
+    pub expected_median_m: f64,
+    /// 90th percentile the uncertainty model predicts, metres.
+    pub expected_p90_m: f64,
+}
+
 /// A fitted field homography with its diagnostics.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FieldFit {
@@ -184,10 +244,14 @@ pub struct FieldFit {
     pub inliers: usize,
     /// Root-mean-square reprojection error over the inliers, pixels.
     pub rms_px: f64,
-    /// The click noise used for the uncertainty, pixels.
+    /// The click noise used for the uncertainty, pixels (root mean square over the two axes of
+    /// its covariance).
     pub sigma_px: f64,
     /// Expected error over the visible pitch.
     pub uncertainty: Uncertainty,
+    /// Leave-one-out check of the map and of its expected error; `None` with fewer than six
+    /// inliers (five would leave no redundancy).
+    pub held_out: Option<HeldOut>,
 }
 
 /// The image the points were clicked on.
@@ -282,6 +346,8 @@ pub fn fit_field_homography(
                 inlier: inliers.contains(&i),
                 error_px: reprojection_px(&model, &norm, p),
                 error_cm,
+                left_out: None,
+                note: None,
             }
         })
         .collect();
@@ -290,23 +356,19 @@ pub fn fit_field_homography(
         .map(|&i| reprojection_px(&model, &norm, &points[i]).powi(2))
         .sum();
     let rms_px = (sum_sq / inliers.len() as f64).sqrt();
-    let dof = 2 * inliers.len() as i64 - 8;
-    let residual_sigma = if dof > 0 {
-        (sum_sq / dof as f64).sqrt()
-    } else {
-        0.0
-    };
-    let sigma_px = residual_sigma.max(options.click_sigma_px);
+    let noise = click_noise(points, &inliers, &norm, &model, options.click_sigma_px);
+    let sigma_px = (noise.trace() / 2.0).sqrt();
     let uncertainty = uncertainty(
         points,
         &inliers,
         &norm,
         &model,
-        sigma_px,
+        &noise,
         view,
         pitch,
         options.grid_step_m,
     );
+    let held_out = held_out(points, &inliers, &norm, &model, &noise);
     Ok(FieldFit {
         pitch_from_image,
         points: reports,
@@ -314,6 +376,7 @@ pub fn fit_field_homography(
         rms_px,
         sigma_px,
         uncertainty,
+        held_out,
     })
 }
 
@@ -752,14 +815,12 @@ fn uncertainty(
     inliers: &[usize],
     norm: &Normalisation,
     model: &Model,
-    sigma_px: f64,
+    noise: &Matrix2<f64>,
     view: &ImageView,
     pitch: &PitchSize,
     step_m: f64,
 ) -> Uncertainty {
-    let covariance = normal_equations(points, inliers, norm, model)
-        .and_then(|(jtj, _, _)| jtj.try_inverse())
-        .map(|inv| inv * sigma_px * sigma_px);
+    let covariance = parameter_covariance(points, inliers, norm, model, noise);
     let [hl, hw] = pitch.half_extents();
     let step = if step_m > 0.0 { step_m } else { 2.5 };
     let (nx, ny) = (
@@ -810,40 +871,187 @@ fn position_error_m(
     x: [f64; 2],
     view: &ImageView,
 ) -> Option<f64> {
+    let (pixel, pitch_cov, _) = position_covariance(model, norm, cov, x)?;
+    if !view.shows(pixel) {
+        return None;
+    }
+    Some(pitch_cov.trace().max(0.0).sqrt())
+}
+
+/// Where the map puts pitch point `x` in the image, the covariance (m²) of the pitch position
+/// read back from that pixel due to the map's parameter covariance `cov`, and the local
+/// pixel → pitch Jacobian there. `None` past the horizon.
+fn position_covariance(
+    model: &Model,
+    norm: &Normalisation,
+    cov: &SMatrix<f64, 8, 8>,
+    x: [f64; 2],
+) -> Option<([f64; 2], Matrix2<f64>, Matrix2<f64>)> {
     let xn = norm.pitch(x);
     // Behind the camera: the map sends the point past the horizon.
     if model.0[6] * xn[0] + model.0[7] * xn[1] + 1.0 <= 0.0 {
         return None;
     }
-    let probe = PointPair {
+    let probe = |p: [f64; 2]| PointPair {
         pixel: [0.0, 0.0],
-        pitch: x,
+        pitch: p,
         label: String::new(),
     };
-    let (r, j) = residual(model, norm, &probe)?;
-    if !view.shows([r[0], r[1]]) {
-        return None;
-    }
+    let (r, j) = residual(model, norm, &probe(x))?;
     let pixel_cov = j * cov * j.transpose();
     // Pixel covariance → pitch covariance through the local inverse Jacobian of the map.
     let d = 1e-3;
-    let at = |dx: f64, dy: f64| {
-        residual(
-            model,
-            norm,
-            &PointPair {
-                pixel: [0.0, 0.0],
-                pitch: [x[0] + dx, x[1] + dy],
-                label: String::new(),
-            },
-        )
-        .map(|(r, _)| r)
-    };
+    let at =
+        |dx: f64, dy: f64| residual(model, norm, &probe([x[0] + dx, x[1] + dy])).map(|(r, _)| r);
     let (px, mx, py, my) = (at(d, 0.0)?, at(-d, 0.0)?, at(0.0, d)?, at(0.0, -d)?);
     let image_from_pitch = Matrix2::from_columns(&[(px - mx) / (2.0 * d), (py - my) / (2.0 * d)]);
     let a = image_from_pitch.try_inverse()?;
-    let pitch_cov = a * pixel_cov * a.transpose();
-    Some(pitch_cov.trace().max(0.0).sqrt())
+    Some(([r[0], r[1]], a * pixel_cov * a.transpose(), a))
+}
+
+/// Leave-one-out over the inliers: refit without each, measure how far its click lands from
+/// its pitch position, and what the uncertainty model expects for that distance.
+fn held_out(
+    points: &[PointPair],
+    inliers: &[usize],
+    norm: &Normalisation,
+    model: &Model,
+    noise: &Matrix2<f64>,
+) -> Option<HeldOut> {
+    if inliers.len() < 6 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(inliers.len());
+    // Pooled draws of the predicted error distribution: a fixed stratified grid of standard
+    // normal pairs (Box–Muller), the same for every point, so the figures are reproducible.
+    const GRID: usize = 12;
+    let normals: Vec<[f64; 2]> = (0..GRID * GRID)
+        .map(|k| {
+            let u1 = ((k / GRID) as f64 + 0.5) / GRID as f64;
+            let u2 = ((k % GRID) as f64 + 0.5) / GRID as f64;
+            let r = (-2.0 * u1.ln()).sqrt();
+            let t = std::f64::consts::TAU * u2;
+            [r * t.cos(), r * t.sin()]
+        })
+        .collect();
+    let mut predicted = Vec::with_capacity(inliers.len() * normals.len());
+    for &i in inliers {
+        let rest: Vec<usize> = inliers.iter().copied().filter(|&k| k != i).collect();
+        let without = refine(points, &rest, norm, *model);
+        let error_m = norm
+            .denormalise(&without)
+            .inverse()
+            .apply(points[i].pixel)
+            .map_or(f64::INFINITY, |q| {
+                (q[0] - points[i].pitch[0]).hypot(q[1] - points[i].pitch[1])
+            });
+        let Some(cov) = parameter_covariance(points, &rest, norm, &without, noise) else {
+            continue;
+        };
+        let Some((_, map_cov, a)) = position_covariance(&without, norm, &cov, points[i].pitch)
+        else {
+            continue;
+        };
+        // The held-out click's own noise adds to the map's error.
+        let total = map_cov + a * noise * a.transpose();
+        let eigen = total.symmetric_eigen();
+        let axes = eigen.eigenvalues.map(|v| v.max(0.0).sqrt());
+        for n in &normals {
+            let e = eigen.eigenvectors * Vector2::new(n[0] * axes[0], n[1] * axes[1]);
+            predicted.push(e.norm());
+        }
+        out.push(HeldOutPoint {
+            label: points[i].label.clone(),
+            error_m,
+            expected_m: total.trace().max(0.0).sqrt(),
+        });
+    }
+    if out.is_empty() {
+        return None;
+    }
+    let mut measured: Vec<f64> = out.iter().map(|p| p.error_m).collect();
+    Some(HeldOut {
+        median_m: quantile(&mut measured, 0.5),
+        p90_m: quantile(&mut measured, 0.9),
+        expected_median_m: quantile(&mut predicted, 0.5),
+        expected_p90_m: quantile(&mut predicted, 0.9),
+        points: out,
+    })
+}
+
+/// The clicks' noise covariance (px²) from the inliers' residual vectors. Clicks are not
+/// equally good in every direction (a mark where two lines meet at a shallow angle in the image
+/// is vague along them), so the noise gets a full 2×2 covariance; each axis is floored at the
+/// assumed click precision. The residuals include what the lens model gets wrong.
+fn click_noise(
+    points: &[PointPair],
+    inliers: &[usize],
+    norm: &Normalisation,
+    model: &Model,
+    floor_px: f64,
+) -> Matrix2<f64> {
+    let floor = Matrix2::identity() * floor_px * floor_px;
+    // 2n residual components, 8 parameters: n − 4 degrees of freedom per axis.
+    let dof = inliers.len() as f64 - 4.0;
+    if dof <= 0.0 {
+        return floor;
+    }
+    let mut sum = Matrix2::zeros();
+    for &i in inliers {
+        if let Some((r, _)) = residual(model, norm, &points[i]) {
+            sum += r * r.transpose();
+        }
+    }
+    let sample = sum / dof;
+    // A few poor clicks among good ones inflate the sample covariance: rescale it so that the
+    // median Mahalanobis distance of the residuals is a Gaussian's (χ² with 2 degrees of
+    // freedom: median 2·ln 2), the scale the typical click shows.
+    let sample = match sample.try_inverse() {
+        Some(inverse) => {
+            let mut d2: Vec<f64> = inliers
+                .iter()
+                .filter_map(|&i| residual(model, norm, &points[i]))
+                .map(|(r, _)| (r.transpose() * inverse * r)[(0, 0)])
+                .collect();
+            let median = quantile(&mut d2, 0.5);
+            let gaussian = 2.0 * std::f64::consts::LN_2 * (dof / inliers.len() as f64);
+            if median.is_finite() && median > 0.0 {
+                sample * (median / gaussian)
+            } else {
+                sample
+            }
+        }
+        None => sample,
+    };
+    let eigen = sample.symmetric_eigen();
+    let clamped = eigen.eigenvalues.map(|v| v.max(floor_px * floor_px));
+    eigen.eigenvectors * Matrix2::from_diagonal(&clamped) * eigen.eigenvectors.transpose()
+}
+
+/// Covariance of the eight parameters for clicks with noise covariance `noise` (px²).
+fn parameter_covariance(
+    points: &[PointPair],
+    chosen: &[usize],
+    norm: &Normalisation,
+    model: &Model,
+    noise: &Matrix2<f64>,
+) -> Option<SMatrix<f64, 8, 8>> {
+    let weight = noise.try_inverse()?;
+    let mut information = SMatrix::<f64, 8, 8>::zeros();
+    for &i in chosen {
+        let (_, j) = residual(model, norm, &points[i])?;
+        information += j.transpose() * weight * j;
+    }
+    information.try_inverse()
+}
+
+/// The `q` quantile (nearest rank) of `values`, which it sorts.
+fn quantile(values: &mut [f64], q: f64) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n => values[((n - 1) as f64 * q).round() as usize],
+    }
 }
 
 #[cfg(test)]
@@ -989,5 +1197,54 @@ mod tests {
                 assert!(p.error_px < 1e-6, "{p:?}");
             }
         }
+    }
+
+    #[test]
+    fn held_out_errors_agree_with_the_expected_ones_on_gaussian_clicks() {
+        let h = truth();
+        let pitch = PitchSize::default();
+        let view = ImageView::plain([1280, 720]);
+        let visible: Vec<String> = pitch
+            .landmarks()
+            .into_iter()
+            .filter(|l| h.apply(l.position).is_some_and(|u| view.shows(u)))
+            .map(|l| l.name)
+            .collect();
+        let names: Vec<&str> = visible.iter().map(String::as_str).collect();
+        assert!(names.len() >= 15, "{names:?}");
+        let (mut measured, mut expected) = (Vec::new(), Vec::new());
+        for seed in 1..=6u64 {
+            let mut rng = seed;
+            let mut gauss = || {
+                let u1 = (split_mix(&mut rng) >> 11) as f64 / (1u64 << 53) as f64 + 1e-12;
+                let u2 = (split_mix(&mut rng) >> 11) as f64 / (1u64 << 53) as f64;
+                (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+            };
+            let mut pts = pairs(&names, &h);
+            for p in &mut pts {
+                p.pixel = [p.pixel[0] + 1.5 * gauss(), p.pixel[1] + 1.5 * gauss()];
+            }
+            let fit =
+                fit_field_homography(&pts, &view, &pitch, &FitOptions::default()).expect("fit");
+            let held = fit.held_out.expect("enough inliers");
+            assert_eq!(held.points.len(), fit.inliers);
+            measured.push(held.median_m);
+            expected.push(held.expected_median_m);
+        }
+        // Over six noise draws the model's median must match the measured one within 25 %.
+        let ratio = expected.iter().sum::<f64>() / measured.iter().sum::<f64>();
+        assert!(
+            (0.8..1.25).contains(&ratio),
+            "expected/measured {ratio:.3}: {expected:?} {measured:?}"
+        );
+    }
+
+    #[test]
+    fn thresholds_scale_with_the_image() {
+        assert_eq!(FitOptions::for_image([1280, 720]), FitOptions::default());
+        assert_eq!(FitOptions::for_image([640, 480]), FitOptions::default());
+        let four_k = FitOptions::for_image([3072, 1728]);
+        assert!((four_k.ransac_threshold_px - 9.6).abs() < 1e-9);
+        assert!((four_k.click_sigma_px - 2.4).abs() < 1e-9);
     }
 }

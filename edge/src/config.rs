@@ -25,6 +25,9 @@ pub struct EdgeConfig {
     pub detect: DetectConfig,
     /// The pipeline's settings.
     pub pipeline: PipelineConfig,
+    /// The tracker's thresholds.
+    #[serde(default)]
+    pub tracking: TrackingConfig,
     /// The SQLite buffer.
     pub storage: StorageConfig,
     /// MQTT.
@@ -91,6 +94,50 @@ pub struct PipelineConfig {
     pub pixel_sigma: f64,
     /// Camera frame rate.
     pub fps: f64,
+}
+
+/// `[tracking]`: when detections start, extend and confirm tracks (scores are the detector's,
+/// 0–1). A real pitch's detector is less sure than the rendered one's, so these are settings.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrackingConfig {
+    /// A detection at least this confident may start a new track.
+    pub start_score: f64,
+    /// Detections at least this confident are matched first; weaker ones only extend tracks.
+    pub match_score: f64,
+    /// Detections below this are ignored.
+    pub min_score: f64,
+    /// Matches in a row that confirm a new track.
+    pub confirm_frames: u32,
+    /// Seconds a lost track is kept before it is dropped.
+    pub max_lost_s: f64,
+}
+
+impl Default for TrackingConfig {
+    fn default() -> Self {
+        let t = crate::track::tracker::TrackerConfig::default();
+        TrackingConfig {
+            start_score: t.new_track_conf,
+            match_score: t.high_conf,
+            min_score: t.low_conf,
+            confirm_frames: t.confirm_hits,
+            max_lost_s: t.max_lost_s,
+        }
+    }
+}
+
+impl TrackingConfig {
+    /// The tracker's parameters: these thresholds, the rest at their defaults.
+    pub fn tracker(&self) -> crate::track::tracker::TrackerConfig {
+        crate::track::tracker::TrackerConfig {
+            new_track_conf: self.start_score,
+            high_conf: self.match_score,
+            low_conf: self.min_score,
+            confirm_hits: self.confirm_frames,
+            max_lost_s: self.max_lost_s,
+            ..crate::track::tracker::TrackerConfig::default()
+        }
+    }
 }
 
 /// `[storage]`
@@ -408,6 +455,37 @@ impl EdgeConfig {
                 format!("{:?} is not auto, cpu or cuda", self.pipeline.stitch),
             ));
         }
+        let t = &self.tracking;
+        for (field, v) in [
+            ("tracking.start_score", t.start_score),
+            ("tracking.match_score", t.match_score),
+            ("tracking.min_score", t.min_score),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(bad(field, format!("{v} is outside 0–1")));
+            }
+        }
+        if t.min_score > t.match_score || t.min_score > t.start_score {
+            return Err(bad(
+                "tracking.min_score",
+                format!(
+                    "{} is above match_score {} or start_score {}: no detection could reach a track",
+                    t.min_score, t.match_score, t.start_score
+                ),
+            ));
+        }
+        if !(1..=100).contains(&t.confirm_frames) {
+            return Err(bad(
+                "tracking.confirm_frames",
+                format!("{} is outside 1–100", t.confirm_frames),
+            ));
+        }
+        if !(t.max_lost_s > 0.0 && t.max_lost_s <= 60.0) {
+            return Err(bad(
+                "tracking.max_lost_s",
+                format!("{} is outside 0–60 s", t.max_lost_s),
+            ));
+        }
         if !(self.pipeline.fps > 0.0 && self.pipeline.fps <= 240.0) {
             return Err(bad(
                 "pipeline.fps",
@@ -641,6 +719,32 @@ mod tests {
             cfg!(feature = "tensorrt"),
             "tensorrt only where the build has it: {tensorrt:?}"
         );
+    }
+
+    #[test]
+    fn tracking_thresholds_are_settings_and_checked() {
+        let pin = "[web]\ntechnician_pin = \"123456\"\n";
+        let c = parse(pin).expect("valid");
+        assert_eq!(c.tracking, TrackingConfig::default());
+        assert_eq!(
+            c.tracking.tracker(),
+            crate::track::tracker::TrackerConfig::default(),
+            "the embedded file's values are the tracker's defaults"
+        );
+        let c = parse(&format!("{pin}[tracking]\nstart_score = 0.35\n")).expect("valid");
+        assert_eq!(c.tracking.tracker().new_track_conf, 0.35);
+        for (line, field) in [
+            ("start_score = 1.5", "tracking.start_score"),
+            ("min_score = 0.7", "tracking.min_score"),
+            ("confirm_frames = 0", "tracking.confirm_frames"),
+            ("max_lost_s = -1.0", "tracking.max_lost_s"),
+            ("start = 0.5", "start"),
+        ] {
+            let err = parse(&format!("{pin}[tracking]\n{line}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{line}: {err}");
+        }
     }
 
     #[test]

@@ -88,4 +88,10 @@ fn a_model_that_does_not_match_its_card_is_refused() {
         err.contains("m.card.json") && err.contains("every model needs its card"),
         "{err}"
     );
+    // A missing model is named as the model, not blamed on its card.
+    let err = ModelCard::for_model(&dir.path().join("absent.onnx")).unwrap_err();
+    assert!(
+        err.contains("absent.onnx: no such model file") && !err.contains("card"),
+        "{err}"
+    );
 }

@@ -115,7 +115,7 @@ async function tapLandmarks(page, clicksFile) {
   // Solved: every point has its error in centimetres and the pitch is drawn back.
   await page.waitForFunction((n) => {
     const errs = [...document.querySelectorAll("#points .err")].map((e) => e.textContent);
-    return errs.length === n && errs.every((t) => /cm|outlier/.test(t));
+    return errs.length === n && errs.every((t) => /cm|outlier|left out/.test(t));
   }, clicks.points.length);
   return clicks;
 }
@@ -169,6 +169,8 @@ test("a technician calibrates both cameras by tapping landmarks, and the daemon 
     assert.ok(lines > 10, `${view}: only ${lines} pitch lines drawn back`);
     const summary = await page.textContent("#summary");
     assert.match(summary, /Expected error \d+\.\d cm/);
+    // Ten clicks: every one held out in turn, the measured error beside the expected one.
+    assert.match(summary, /each point held out: \d+ cm median \(expected \d+ cm\)/);
     if (view === "right") await page.screenshot({ path: path.join(ARTIFACTS, "calibration-page-camera.png") });
     await page.click("#save");
     await page.waitForFunction(() => /Saved and in use/.test(document.querySelector("#message").textContent));

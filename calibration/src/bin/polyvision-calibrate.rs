@@ -4,7 +4,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use polyvision_calibration::file::{self, CameraCalibration, FitRecord, Provenance};
-use polyvision_calibration::fit::{FieldFit, FitOptions, fit_field_homography};
+use polyvision_calibration::fit::{FieldFit, FitOptions};
 use polyvision_calibration::lines::{Coefficients, distortion_from_lines};
 use polyvision_calibration::panorama::{PanoramaOptions, plan_panorama};
 use polyvision_calibration::png_io;
@@ -26,22 +26,39 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Fit the field homography of one image from clicked points.
+    ///
+    /// POINTS.json: `{"image_size":[w,h],"points":[…],"camera":"left","lens":{…},"pitch_size":{"length_m":105,"width_m":68}}`;
+    /// a point is `{"pixel":[u,v],"landmark":"NAME"}` or `{"pixel":[u,v],"pitch":[x,y]}`
+    /// (metres, centre spot at 0, x along the touchline, the rig at negative y). `lens` is
+    /// `{"fx","fy","cx","cy","k1","k2","k3","p1","p2"}` in pixels of the full image (OpenCV's
+    /// model); with it, pixels are sensor pixels. `camera` and `pitch_size` are optional.
     Solve {
-        /// Clicked points (JSON): `{"image_size":[w,h],"points":[{"pixel":[u,v],"landmark":"NAME"} or {"pixel":[u,v],"pitch":[x,y]}]}`.
+        /// Clicked points (JSON, see above).
         #[arg(long)]
         points: PathBuf,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        /// Write a single-view calibration file here (earlier versions are kept).
-        #[arg(long)]
+        /// Write a calibration file holding only this view (replaces the file; earlier versions
+        /// are kept).
+        #[arg(long, conflicts_with = "into")]
         out: Option<PathBuf>,
-        /// RANSAC inlier threshold, pixels.
-        #[arg(long, default_value_t = FitOptions::default().ransac_threshold_px)]
-        threshold_px: f64,
-        /// Assumed click precision (1σ), pixels.
-        #[arg(long, default_value_t = FitOptions::default().click_sigma_px)]
-        click_sigma_px: f64,
+        /// Add this camera to a calibration file, or replace the camera of the same name in it
+        /// (created when missing; other cameras kept; earlier versions kept). Its panorama
+        /// section is dropped, since it was planned from the old camera: run `panorama` again.
+        #[arg(long)]
+        into: Option<PathBuf>,
+        /// Name of the camera in the calibration file (`left`, `right`); overrides the points
+        /// document's `camera`.
+        #[arg(long)]
+        camera: Option<String>,
+        /// RANSAC inlier threshold, pixels [default: 4 px per 1,280 px of the image's longer
+        /// side].
+        #[arg(long)]
+        threshold_px: Option<f64>,
+        /// Assumed click precision (1σ), pixels [default: 1 px per 1,280 px of the longer side].
+        #[arg(long)]
+        click_sigma_px: Option<f64>,
     },
     /// Write the stitching table of a two-camera calibration.
     Lut {
@@ -142,9 +159,19 @@ fn run(cli: Cli) -> Result<()> {
             points,
             json,
             out,
+            into,
+            camera,
             threshold_px,
             click_sigma_px,
-        } => solve(&points, json, out.as_deref(), threshold_px, click_sigma_px),
+        } => solve(&SolveArgs {
+            points: &points,
+            json,
+            out: out.as_deref(),
+            into: into.as_deref(),
+            camera,
+            threshold_px,
+            click_sigma_px,
+        }),
         Command::Lut {
             calibration,
             out,
@@ -171,6 +198,7 @@ fn run(cli: Cli) -> Result<()> {
             tilt_deg,
         } => {
             let mut cal = CalibrationFile::load(&calibration)?;
+            require_left_and_right(&cal, &calibration)?;
             let options = PanoramaOptions {
                 width,
                 tilt_deg,
@@ -305,65 +333,130 @@ fn describe_provenance(p: &Provenance) -> String {
         .join(", ")
 }
 
-fn solve(
-    points: &Path,
+struct SolveArgs<'a> {
+    points: &'a Path,
     json: bool,
-    out: Option<&Path>,
-    threshold_px: f64,
-    click_sigma_px: f64,
-) -> Result<()> {
+    out: Option<&'a Path>,
+    into: Option<&'a Path>,
+    camera: Option<String>,
+    threshold_px: Option<f64>,
+    click_sigma_px: Option<f64>,
+}
+
+fn solve(args: &SolveArgs<'_>) -> Result<()> {
+    let points = args.points;
     let text =
         std::fs::read_to_string(points).with_context(|| format!("reading {}", points.display()))?;
     let input: PointsFile = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a points document", points.display()))?;
-    let pairs = input
-        .pairs()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", points.display()))?;
     let pitch = input.pitch();
+    let scaled = FitOptions::for_image(input.image_size);
     let options = FitOptions {
-        ransac_threshold_px: threshold_px,
-        click_sigma_px,
-        ..FitOptions::default()
+        ransac_threshold_px: args.threshold_px.unwrap_or(scaled.ransac_threshold_px),
+        click_sigma_px: args.click_sigma_px.unwrap_or(scaled.click_sigma_px),
+        ..scaled
     };
-    let fit = fit_field_homography(&pairs, &input.view(), &pitch, &options)
+    for (name, v) in [
+        ("--threshold-px", options.ransac_threshold_px),
+        ("--click-sigma-px", options.click_sigma_px),
+    ] {
+        if !(v.is_finite() && v > 0.0) {
+            bail!("{name} must be a positive number of pixels, not {v}");
+        }
+    }
+    let fit = input
+        .solve(&options)
         .map_err(|e| anyhow::anyhow!("{}: {e}", points.display()))?;
-    if json {
+    if args.json {
         println!("{}", serde_json::to_string_pretty(&fit)?);
     } else {
-        print_fit(&fit);
+        print_fit(&fit, &options);
     }
-    if let Some(out) = out {
-        let [w, h] = input.image_size.map(f64::from);
-        let lens = input
-            .lens
-            .unwrap_or_else(|| LensModel::pinhole(w.max(h), w.max(h), w / 2.0, h / 2.0));
-        let mut cal = CalibrationFile::new(
-            pitch,
-            vec![CameraCalibration {
-                name: input.camera.clone().unwrap_or_else(|| "view".into()),
-                image_size: input.image_size,
-                lens,
-                pitch_from_image: fit.pitch_from_image,
-                fit: Some(FitRecord::from(&fit)),
-            }],
-        );
-        cal.created = Provenance::now(
-            concat!("polyvision-calibrate ", env!("CARGO_PKG_VERSION")),
-            Some(format!("solved from {}", points.display())),
-        );
-        let kept = cal.save_with_history(out)?;
-        eprintln!(
-            "wrote {}{}",
-            out.display(),
-            kept.map_or(String::new(), |n| format!(
-                " (the previous version is kept as number {n})"
-            ))
+    let Some(target) = args.out.or(args.into) else {
+        return Ok(());
+    };
+    let [w, h] = input.image_size.map(f64::from);
+    let lens = input
+        .lens
+        .unwrap_or_else(|| LensModel::pinhole(w.max(h), w.max(h), w / 2.0, h / 2.0));
+    let name = args
+        .camera
+        .clone()
+        .or_else(|| input.camera.clone())
+        .unwrap_or_else(|| "view".into());
+    let camera = CameraCalibration {
+        name: name.clone(),
+        image_size: input.image_size,
+        lens,
+        pitch_from_image: fit.pitch_from_image,
+        fit: Some(FitRecord::from(&fit)),
+    };
+    let mut cal = match (args.into, target.exists()) {
+        (Some(_), true) => {
+            let mut cal = CalibrationFile::load(target)?;
+            if cal.pitch != pitch {
+                bail!(
+                    "{} is for a {} × {} m pitch, {} for {} × {} m; give POINTS.json the file's `pitch_size`",
+                    target.display(),
+                    cal.pitch.length_m,
+                    cal.pitch.width_m,
+                    points.display(),
+                    pitch.length_m,
+                    pitch.width_m
+                );
+            }
+            match cal.cameras.iter_mut().find(|c| c.name == name) {
+                Some(c) => *c = camera,
+                None => cal.cameras.push(camera),
+            }
+            if cal.panorama.take().is_some() {
+                eprintln!(
+                    "{}: panorama section dropped (planned from the old cameras); run `polyvision-calibrate panorama --calibration {}` again",
+                    target.display(),
+                    target.display()
+                );
+            }
+            cal
+        }
+        _ => CalibrationFile::new(pitch, vec![camera]),
+    };
+    cal.created = Provenance::now(
+        concat!("polyvision-calibrate ", env!("CARGO_PKG_VERSION")),
+        Some(format!("camera {name} solved from {}", points.display())),
+    );
+    let kept = cal.save_with_history(target)?;
+    let names: Vec<&str> = cal.cameras.iter().map(|c| c.name.as_str()).collect();
+    eprintln!(
+        "wrote {} (cameras: {}){}",
+        target.display(),
+        names.join(", "),
+        kept.map_or(String::new(), |n| format!(
+            "; the previous version is kept as number {n}"
+        ))
+    );
+    Ok(())
+}
+
+/// The panorama and the stitching table join the cameras `left` and `right`.
+fn require_left_and_right(cal: &CalibrationFile, path: &Path) -> Result<()> {
+    let has = |n: &str| cal.cameras.iter().any(|c| c.name == n);
+    if !(has("left") && has("right")) {
+        let names: Vec<&str> = cal.cameras.iter().map(|c| c.name.as_str()).collect();
+        bail!(
+            "{}: a panorama joins cameras `left` and `right`, this file has {}; add each with `polyvision-calibrate solve --points P.json --camera left|right --into {}`",
+            path.display(),
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            },
+            path.display()
         );
     }
     Ok(())
 }
 
-fn print_fit(fit: &FieldFit) {
+fn print_fit(fit: &FieldFit, options: &FitOptions) {
     println!("pitch_from_image (image pixels → pitch metres):");
     for row in fit.pitch_from_image.rows() {
         println!("  [{:>14.8e} {:>14.8e} {:>14.8e}]", row[0], row[1], row[2]);
@@ -382,12 +475,19 @@ fn print_fit(fit: &FieldFit) {
             p.pitch[1],
             p.error_px,
             p.error_cm,
-            if p.inlier { "" } else { "  outlier" }
+            match (&p.left_out, p.inlier) {
+                (Some(_), _) => "  left out",
+                (None, true) => "",
+                (None, false) => "  outlier",
+            }
         );
+        for why in [&p.left_out, &p.note].into_iter().flatten() {
+            println!("    {why}");
+        }
     }
     let u = &fit.uncertainty;
     println!(
-        "\ninliers {}/{}, rms {:.2} px; expected position error over the visible pitch (σ = {:.2} px): median {:.1} cm, p95 {:.1} cm, max {:.1} cm",
+        "\ninliers {}/{}, rms {:.2} px; expected error of the map over the visible pitch (click noise σ = {:.2} px): median {:.1} cm, p95 {:.1} cm, max {:.1} cm",
         fit.inliers,
         fit.points.len(),
         fit.rms_px,
@@ -396,6 +496,21 @@ fn print_fit(fit: &FieldFit) {
         u.p95_cm,
         u.max_cm
     );
+    println!(
+        "RANSAC threshold {:.1} px, click precision floor {:.1} px",
+        options.ransac_threshold_px, options.click_sigma_px
+    );
+    match &fit.held_out {
+        Some(h) => println!(
+            "held out one at a time ({} inliers): error median {:.1} cm, p90 {:.1} cm; expected median {:.1} cm, p90 {:.1} cm",
+            h.points.len(),
+            100.0 * h.median_m,
+            100.0 * h.p90_m,
+            100.0 * h.expected_median_m,
+            100.0 * h.expected_p90_m
+        ),
+        None => println!("held-out check needs at least 6 inliers"),
+    }
 }
 
 fn check(path: &Path) -> Result<()> {

@@ -152,6 +152,7 @@ pub(crate) fn run_demo(args: &DemoArgs) -> Result<()> {
         fps,
         pair_tolerance_ns: (0.5e9 / fps) as u64,
         pixel_sigma: 2.0,
+        tracker: polyvision_edge::track::tracker::TrackerConfig::default(),
     };
     let counters = Arc::new(PipelineCounters::default());
     let stop = Arc::new(AtomicBool::new(false));

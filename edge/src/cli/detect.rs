@@ -18,8 +18,10 @@ use std::time::Instant;
 /// The detector's settings, shared by the detection commands.
 #[derive(clap::Args)]
 pub(crate) struct DetectorArgs {
-    /// The detector (ONNX), with its card next to it (`X.card.json`).
-    #[arg(long, default_value = "models/polyvision-det.onnx")]
+    /// The detector (ONNX), with its card next to it (`X.card.json`) [default: the shipped
+    /// model: models/ in the current folder, in the source tree the binary was built in, or
+    /// /usr/share/polyvision/models].
+    #[arg(long, default_value_os_t = shipped_model(), hide_default_value = true)]
     pub(crate) model: PathBuf,
     /// Lowest score kept.
     #[arg(long, default_value_t = 0.25)]
@@ -33,6 +35,26 @@ pub(crate) struct DetectorArgs {
     /// Overlap of neighbouring tiles, pixels (at least the largest object).
     #[arg(long, default_value_t = 200)]
     pub(crate) tile_overlap: u32,
+}
+
+/// The shipped detector, wherever the binary runs from: `models/` under the current folder,
+/// the source tree's (the binary in `target/release/`), the installed one beside `bin/`, or the
+/// system's. The first that exists; else the first candidate, so the error names it.
+fn shipped_model() -> PathBuf {
+    const NAME: &str = "polyvision-det.onnx";
+    let mut candidates = vec![Path::new("models").join(NAME)];
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        candidates.push(dir.join("../../models").join(NAME));
+        candidates.push(dir.join("../share/polyvision/models").join(NAME));
+    }
+    candidates.push(Path::new("/usr/share/polyvision/models").join(NAME));
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .unwrap_or(&candidates[0])
+        .clone()
 }
 
 /// Arguments of `detect`.

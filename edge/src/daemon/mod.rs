@@ -353,6 +353,7 @@ fn build_parts(shared: &Shared) -> Result<PipelineParts, String> {
         fps: config.pipeline.fps,
         pair_tolerance_ns: (config.pipeline.pair_tolerance_ms * 1e6) as u64,
         pixel_sigma: config.pipeline.pixel_sigma,
+        tracker: config.tracking.tracker(),
     })
 }
 

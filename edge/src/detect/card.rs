@@ -41,6 +41,17 @@ pub struct ModelCard {
 impl ModelCard {
     /// The card of `model` (`X.onnx` → `X.card.json`); errors name the file and the field.
     pub fn for_model(model: &Path) -> Result<(PathBuf, Self), String> {
+        if !model.is_file() {
+            return Err(format!(
+                "{}: no such model file{}",
+                model.display(),
+                if model.is_relative() {
+                    " (a relative path is taken from the current folder; give --model or [detect] model)"
+                } else {
+                    ""
+                }
+            ));
+        }
         let path = model.with_extension("card.json");
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("{}: {e} (every model needs its card)", path.display()))?;

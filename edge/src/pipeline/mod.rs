@@ -175,6 +175,8 @@ pub struct PipelineParts {
     pub pair_tolerance_ns: u64,
     /// Detection noise, pixels (1σ), for the position uncertainty.
     pub pixel_sigma: f64,
+    /// The tracker's parameters.
+    pub tracker: TrackerConfig,
 }
 
 /// What a run produced.
@@ -444,6 +446,7 @@ pub fn run(
         fps,
         pair_tolerance_ns,
         pixel_sigma,
+        tracker: tracker_config,
     } = parts;
     let (ltx, lrx) = sync_channel(4);
     let (rtx, rrx) = sync_channel(4);
@@ -470,7 +473,7 @@ pub fn run(
     let stitching = stitch_thread(stitcher, panorama_size, prx, stx, counters.clone());
     let detecting = detect_thread(detector, srx, dtx, counters.clone());
 
-    let mut tracker = Tracker::new(TrackerConfig::default(), fps);
+    let mut tracker = Tracker::new(tracker_config, fps);
     let to_image = |p: [f64; 2]| view.to_image(p);
     let (mut points, mut pending) = (Vec::new(), Vec::new());
     let (mut frames, mut detections, mut rows) = (0u64, 0u64, 0u64);

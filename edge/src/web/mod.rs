@@ -31,7 +31,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use polyvision_calibration::file::{self, FitRecord, Provenance};
-use polyvision_calibration::fit::{FieldFit, FitOptions, fit_field_homography};
+use polyvision_calibration::fit::{FieldFit, FitOptions};
 use polyvision_calibration::overlay::pitch_overlay;
 use polyvision_calibration::panorama::{PanoramaOptions, plan_panorama};
 use polyvision_calibration::points::ClickedPoint;
@@ -515,14 +515,9 @@ fn fit_request(
         },
         camera: Some(req.view.clone()),
     };
-    let pairs = points.pairs().map_err(bad_request)?;
-    let fit = fit_field_homography(
-        &pairs,
-        &points.view(),
-        &points.pitch(),
-        &FitOptions::default(),
-    )
-    .map_err(|e| bad_request(e.to_string()))?;
+    let fit = points
+        .solve(&FitOptions::for_image(size))
+        .map_err(bad_request)?;
     Ok(Solved { fit, points })
 }
 
@@ -558,6 +553,8 @@ fn solve_json(solved: &Solved) -> Value {
                 "inlier": r.inlier,
                 "error_px": r.error_px,
                 "error_cm": r.error_cm,
+                "left_out": r.left_out,
+                "note": r.note,
             })
         })
         .collect();
@@ -572,6 +569,12 @@ fn solve_json(solved: &Solved) -> Value {
             "p95": fit.uncertainty.p95_cm,
             "max": fit.uncertainty.max_cm,
         },
+        "held_out_cm": fit.held_out.as_ref().map(|h| json!({
+            "median": 100.0 * h.median_m,
+            "p90": 100.0 * h.p90_m,
+            "expected_median": 100.0 * h.expected_median_m,
+            "expected_p90": 100.0 * h.expected_p90_m,
+        })),
         "overlay": overlay,
         "uncertainty_grid": grid,
     })

@@ -399,7 +399,10 @@ function render() {
     name.textContent = p.landmark.replaceAll("_", " ");
     const err = document.createElement("span");
     err.className = "err";
-    err.textContent = r ? (r.inlier ? `${r.error_cm.toFixed(1)} cm` : "outlier") : "";
+    err.textContent = r ? (r.left_out ? "left out" : r.inlier ? `${r.error_cm.toFixed(1)} cm` : "outlier") : "";
+    // Why a point is left out, or where it seems to be instead, on hover and long press.
+    const why = r && (r.left_out || r.note);
+    if (why) { li.title = why; err.title = why; }
     const del = document.createElement("button");
     del.textContent = "×";
     del.setAttribute("aria-label", "Remove " + p.landmark);
@@ -415,6 +418,12 @@ function render() {
     big.className = "big";
     big.textContent = `Expected error ${e.median.toFixed(1)} cm (95 %: ${e.p95.toFixed(1)} cm)`;
     s.append(big, document.createTextNode(` over the visible pitch · ${app.fit.inliers}/${app.points.length} points fit, rms ${app.fit.rms_px.toFixed(2)} px`));
+    const h = app.fit.held_out_cm;
+    if (h) {
+      s.append(document.createTextNode(` · each point held out: ${h.median.toFixed(0)} cm median (expected ${h.expected_median.toFixed(0)} cm)`));
+    }
+    const notes = app.fit.points.filter((r) => r.note).length;
+    if (notes) s.append(document.createTextNode(` · ${notes} click(s) off their landmark (hover for details)`));
   } else {
     s.textContent = app.points.length < 4 ? `Tap at least ${4 - app.points.length} more landmark(s).` : "No fit.";
   }
