@@ -78,37 +78,18 @@ impl PointsFile {
     /// Strict: any pixel the lens cannot undistort is an error ([`PointsFile::solve`] leaves
     /// such points out instead).
     pub fn pairs(&self) -> Result<Vec<PointPair>, String> {
-        let pitch = self.pitch();
-        pitch.validate().map_err(|e| format!("pitch_size: {e}"))?;
+        let positions = self.positions()?;
+        let labels = self.labels();
         self.points
             .iter()
+            .zip(positions.into_iter().zip(labels))
             .enumerate()
-            .map(|(i, p)| {
-                let position = match (&p.landmark, p.pitch) {
-                    (Some(name), None) => pitch.landmark(name).ok_or_else(|| {
-                        format!(
-                            "points[{i}]: unknown landmark \"{name}\" (`polyvision-calibrate landmarks` lists them)"
-                        )
-                    })?,
-                    (None, Some(x)) => x,
-                    (Some(_), Some(_)) => {
-                        return Err(format!(
-                            "points[{i}]: give either `landmark` or `pitch`, not both"
-                        ));
-                    }
-                    (None, None) => {
-                        return Err(format!("points[{i}]: needs `landmark` or `pitch`"));
-                    }
-                };
+            .map(|(i, (p, (position, label)))| {
                 let pixel = match &self.lens {
                     Some(lens) => lens.undistort_pixel(p.pixel).ok_or_else(|| {
                         format!("points[{i}]: pixel {:?} cannot be undistorted", p.pixel)
                     })?,
                     None => p.pixel,
-                };
-                let label = match &p.landmark {
-                    Some(name) => format!("points[{i}] ({name})"),
-                    None => format!("points[{i}]"),
                 };
                 Ok(PointPair {
                     pixel,
@@ -132,17 +113,8 @@ impl PointsFile {
     /// landmark, a point without a position, or too few usable points.
     pub fn solve(&self, options: &FitOptions) -> Result<FieldFit, String> {
         let pitch = self.pitch();
-        pitch.validate().map_err(|e| format!("pitch_size: {e}"))?;
         let positions = self.positions()?;
-        let labels: Vec<String> = self
-            .points
-            .iter()
-            .enumerate()
-            .map(|(i, p)| match &p.landmark {
-                Some(name) => format!("points[{i}] ({name})"),
-                None => format!("points[{i}]"),
-            })
-            .collect();
+        let labels = self.labels();
         let mut left_out: Vec<Option<String>> = vec![None; self.points.len()];
         let undistorted: Vec<Option<[f64; 2]>> = self
             .points
@@ -245,7 +217,6 @@ impl PointsFile {
         }
         let fit = fit_of(&chosen).map_err(|e| e.to_string())?;
         let mut used = fit.points.clone().into_iter();
-        let image_from_pitch = fit.pitch_from_image.inverse();
         let mut reports = Vec::with_capacity(self.points.len());
         for (i, clicked) in self.points.iter().enumerate() {
             let mut report = if chosen.binary_search(&i).is_ok() {
@@ -256,7 +227,7 @@ impl PointsFile {
                     }
                 }
             } else {
-                self.left_out_report(i, &labels[i], positions[i], &image_from_pitch)
+                self.left_out_report(i, &labels[i], positions[i], &fit.pitch_from_image)
             };
             if self.lens.is_some() {
                 report.pixel_clicked = Some(clicked.pixel);
@@ -271,9 +242,22 @@ impl PointsFile {
         })
     }
 
+    /// How reports and errors name each point: `points[i]`, with the landmark's name if any.
+    fn labels(&self) -> Vec<String> {
+        self.points
+            .iter()
+            .enumerate()
+            .map(|(i, p)| match &p.landmark {
+                Some(name) => format!("points[{i}] ({name})"),
+                None => format!("points[{i}]"),
+            })
+            .collect()
+    }
+
     /// Each point's pitch position, resolving landmark names.
     fn positions(&self) -> Result<Vec<[f64; 2]>, String> {
         let pitch = self.pitch();
+        pitch.validate().map_err(|e| format!("pitch_size: {e}"))?;
         self.points
             .iter()
             .enumerate()
@@ -301,19 +285,18 @@ impl PointsFile {
         i: usize,
         label: &str,
         position: [f64; 2],
-        image_from_pitch: &crate::Homography,
+        pitch_from_image: &crate::Homography,
     ) -> crate::fit::PointReport {
         let clicked = self.points[i].pixel;
-        let projected = image_from_pitch.apply(position);
+        let projected = pitch_from_image.inverse().apply(position);
         let sensor = projected.map(|u| self.lens.map_or(u, |l| l.distort_pixel(u)));
         let error_px = sensor.map_or(f64::INFINITY, |s| {
             (s[0] - clicked[0]).hypot(s[1] - clicked[1])
         });
         let metres_per_px = projected.and_then(|u| {
-            let inverse = image_from_pitch.inverse();
-            let a = inverse.apply(u)?;
-            let b = inverse.apply([u[0] + 1.0, u[1]])?;
-            let c = inverse.apply([u[0], u[1] + 1.0])?;
+            let a = pitch_from_image.apply(u)?;
+            let b = pitch_from_image.apply([u[0] + 1.0, u[1]])?;
+            let c = pitch_from_image.apply([u[0], u[1] + 1.0])?;
             let area = ((b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])).abs();
             Some(area.sqrt())
         });
