@@ -105,6 +105,16 @@ run_group detection bash -c "
 # The whole pipeline on rendered video (GStreamer → stitch → detect → track → SQLite), scored
 # against the truth; and the demo's per-stage throughput.
 run_group pipeline cargo test --release --locked -p polyvision-edge --test pipeline -- --nocapture
+# The real two-camera recording end to end with one command (`process`): calibration from the
+# clicked landmarks, the cameras' offset found, colour matched, stitched, detected, tracked.
+REAL_RIG=target/real-rig
+run_group real-rig bash -c "
+  set -e
+  rm -rf '$REAL_RIG' && mkdir -p '$REAL_RIG'
+  [ -x .venv/bin/python ] || python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+  .venv/bin/python scripts/real-panorama.py --out '$REAL_RIG' --first 1 --last 5 --step 4 > /dev/null
+  POLYVISION_REAL_RIG='$REAL_RIG' cargo test --release --locked -p polyvision-edge --test real_rig -- --include-ignored --nocapture"
 # The SQLite buffer: 50 SIGKILLs while writing, and one match worth of rows (4.5 million).
 STORE_DB=$(mktemp -u --suffix .db)
 run_group store bash -c "cargo test --release --locked -p polyvision-edge --test store_crash -- --nocapture \

@@ -7,6 +7,7 @@
 //! - the [`lens`] model: Brown–Conrady radial and tangential distortion of one camera;
 //! - [`Homography`]: a plane-to-plane projective map, used for the field homography
 //!   (image pixels → pitch metres);
+//! - [`sync`]: the two cameras' time offset, from what moves where their views overlap;
 //! - the [`file`](mod@file) format of a rig's calibration: one versioned JSON document, validated on load
 //!   with errors that name the bad field, written atomically.
 //!
@@ -41,6 +42,7 @@ pub mod pitch;
 pub mod png_io;
 pub mod points;
 pub mod seam;
+pub mod sync;
 pub mod view;
 
 pub use file::{CalibrationFile, CameraCalibration, FileError, PanoramaCalibration};

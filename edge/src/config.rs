@@ -94,6 +94,11 @@ pub struct PipelineConfig {
     pub pixel_sigma: f64,
     /// Camera frame rate.
     pub fps: f64,
+    /// How far the left camera's clock is ahead of the right's, ms (left frame at `t + offset`
+    /// shows the instant of right frame at `t`). Absent: found from the cameras' overlap while
+    /// the match runs, and kept checked; set, it is applied as is and only checked.
+    #[serde(default)]
+    pub camera_offset_ms: Option<f64>,
 }
 
 /// `[tracking]`: when detections start, extend and confirm tracks (scores are the detector's,
@@ -111,6 +116,9 @@ pub struct TrackingConfig {
     pub confirm_frames: u32,
     /// Seconds a lost track is kept before it is dropped.
     pub max_lost_s: f64,
+    /// Detections placed farther than this outside the touchlines and goal lines are left out
+    /// before tracking (stands, fences, trees), metres; the margin keeps the assistant referees.
+    pub pitch_margin_m: f64,
 }
 
 impl Default for TrackingConfig {
@@ -122,9 +130,13 @@ impl Default for TrackingConfig {
             min_score: t.low_conf,
             confirm_frames: t.confirm_hits,
             max_lost_s: t.max_lost_s,
+            pitch_margin_m: DEFAULT_PITCH_MARGIN_M,
         }
     }
 }
+
+/// Default of `[tracking] pitch_margin_m`: an assistant referee runs within 2 m of the line.
+pub const DEFAULT_PITCH_MARGIN_M: f64 = 3.0;
 
 impl TrackingConfig {
     /// The tracker's parameters: these thresholds, the rest at their defaults.
@@ -486,6 +498,20 @@ impl EdgeConfig {
                 format!("{} is outside 0–60 s", t.max_lost_s),
             ));
         }
+        if !(t.pitch_margin_m >= 0.0 && t.pitch_margin_m <= 50.0) {
+            return Err(bad(
+                "tracking.pitch_margin_m",
+                format!("{} is outside 0–50 m", t.pitch_margin_m),
+            ));
+        }
+        if let Some(ms) = self.pipeline.camera_offset_ms
+            && !(ms.is_finite() && ms.abs() <= 10_000.0)
+        {
+            return Err(bad(
+                "pipeline.camera_offset_ms",
+                format!("{ms} is outside ±10000 ms"),
+            ));
+        }
         if !(self.pipeline.fps > 0.0 && self.pipeline.fps <= 240.0) {
             return Err(bad(
                 "pipeline.fps",
@@ -738,12 +764,30 @@ mod tests {
             ("min_score = 0.7", "tracking.min_score"),
             ("confirm_frames = 0", "tracking.confirm_frames"),
             ("max_lost_s = -1.0", "tracking.max_lost_s"),
+            ("pitch_margin_m = -1.0", "tracking.pitch_margin_m"),
+            ("pitch_margin_m = nan", "tracking.pitch_margin_m"),
             ("start = 0.5", "start"),
         ] {
             let err = parse(&format!("{pin}[tracking]\n{line}\n"))
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(field), "{line}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_camera_offset_is_optional_and_bounded() {
+        let pin = "[web]\ntechnician_pin = \"482913\"\n";
+        let c = parse(pin).expect("valid");
+        assert_eq!(c.pipeline.camera_offset_ms, None);
+        assert_eq!(c.tracking.pitch_margin_m, DEFAULT_PITCH_MARGIN_M);
+        let c = parse(&format!("{pin}[pipeline]\ncamera_offset_ms = -160\n")).expect("valid");
+        assert_eq!(c.pipeline.camera_offset_ms, Some(-160.0));
+        for value in ["1e300", "nan", "\"auto\""] {
+            let err = parse(&format!("{pin}[pipeline]\ncamera_offset_ms = {value}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("camera_offset_ms"), "{value}: {err}");
         }
     }
 

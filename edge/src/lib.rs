@@ -13,14 +13,16 @@
 //! - [`calibration`]: the calibration the pipeline runs with, reloaded when the file changes;
 //! - [`detect`]: model cards, YOLO head decoding, tiling of the panorama and merging across
 //!   tiles, and the detector's evaluation;
-//! - [`pipeline`]: capture → pair → stitch → detect → track → store on their own threads;
+//! - [`pipeline`]: capture → pair → stitch → detect → track → store on their own threads,
+//!   with the cameras' offset checked in the pair stage and the pitch mask before tracking;
 //! - [`daemon`]: `polyvision-edge run` — matches started and stopped from the page, MQTT or the
 //!   command line, the disk alarm, systemd readiness and watchdog, `/metrics`;
 //! - [`store`]: the SQLite buffer of tracked positions (matches, compact rows, sync cursor);
 //! - [`track`]: tracking in pitch metres and player metrics (`polyvision-edge track`);
 //! - [`web`]: the technician's calibration page (`polyvision-edge calibrate`).
 //!
-//! `polyvision-edge demo` runs the pipeline on a rendered match. Still to come: the uploader.
+//! `polyvision-edge demo` runs the pipeline on a rendered match, `polyvision-edge process` on a
+//! user's own two recordings.
 #![forbid(unsafe_code)]
 
 pub mod calibration;

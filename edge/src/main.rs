@@ -30,6 +30,10 @@ enum Command {
         /// Start a match as soon as the daemon is up.
         #[arg(long)]
         start_match: bool,
+        /// Exit (cleanly, as on SIGTERM) once a match has ended: camera files that end, or a
+        /// stop from the page or MQTT. For recordings processed unattended.
+        #[arg(long)]
+        exit_after_match: bool,
     },
     /// Check a configuration file: every field, the camera sources, the model and its card,
     /// the calibration; prints what the daemon would run with.
@@ -54,6 +58,10 @@ enum Command {
     /// The whole pipeline on a rendered sample match (rendered first if missing) with the CPU
     /// backends; prints frames, detections, tracks, distances and where to look next.
     Demo(cli::demo::DemoArgs),
+    /// A two-camera recording of your own through the same pipeline, with your rig's
+    /// calibration: the cameras' offset found (or given), stitched, detected with the model
+    /// trained on real footage, tracked; writes the buffer, tracks, metrics and a preview.
+    Process(cli::process::ProcessArgs),
     /// Serve the technician's calibration page (and follow the calibration file).
     Calibrate {
         /// Configuration file (TOML); fields left out take the defaults (`print-config`).
@@ -135,12 +143,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::BenchStore { db, rows } => cli::store::bench(&db, rows),
         Command::StoreStress { db, batches, batch } => cli::store::stress(&db, batches, batch),
         Command::Demo(args) => cli::demo::run_demo(&args),
+        Command::Process(args) => cli::process::run(&args),
         Command::Detect(args) => cli::detect::run(&args),
         Command::DetectEval(args) => cli::detect::run_eval(&args),
         Command::BenchDetect(args) => cli::detect::run_bench(&args),
         Command::Run {
             config,
             start_match,
+            exit_after_match,
         } => {
             let config = EdgeConfig::load(&config)?;
             let pin = config.technician_pin()?;
@@ -149,7 +159,7 @@ fn run(cli: Cli) -> Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(run_daemon(config, pin, start_match))
+            runtime.block_on(run_daemon(config, pin, start_match, exit_after_match))
         }
         Command::CheckConfig { config } => check_config(&config),
         Command::PrepareDetector { config } => {
@@ -217,8 +227,19 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn run_daemon(config: EdgeConfig, pin: String, start_match: bool) -> Result<()> {
+async fn run_daemon(
+    config: EdgeConfig,
+    pin: String,
+    start_match: bool,
+    exit_after_match: bool,
+) -> Result<()> {
     use polyvision_edge::daemon;
+    // The port first: a daemon that cannot serve its page must stop before it creates the
+    // buffer or opens a camera.
+    let listen = config.web.listen.clone();
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
     let active = Arc::new(ActiveCalibration::open(
         &config.calibration.file,
         config.calibration.band_px,
@@ -234,7 +255,6 @@ async fn run_daemon(config: EdgeConfig, pin: String, start_match: bool) -> Resul
     let _schedule = daemon::schedule::run(shared.clone(), shared.config.schedule_windows());
     // The first match may build a TensorRT engine before its first frame: minutes.
     let _watchdog = daemon::watchdog::watch(shared.clone(), Duration::from_secs(900));
-    let listen = config.web.listen.clone();
     let state = {
         let active = active.clone();
         tokio::task::spawn_blocking(move || AppState::new(config, active, pin))
@@ -242,9 +262,6 @@ async fn run_daemon(config: EdgeConfig, pin: String, start_match: bool) -> Resul
             .context("grabbing the still frames")?
     };
     state.attach_daemon(shared.clone());
-    let listener = tokio::net::TcpListener::bind(&listen)
-        .await
-        .with_context(|| format!("listening on {listen}"))?;
     let mqtt = tokio::spawn(daemon::mqtt::run(shared.clone()));
     let uploader = daemon::sync::start(shared.clone()).context("starting the uploader")?;
     tracing::info!(
@@ -256,17 +273,38 @@ async fn run_daemon(config: EdgeConfig, pin: String, start_match: bool) -> Resul
     daemon::watchdog::ready();
     if start_match {
         let s = shared.clone();
-        match tokio::task::spawn_blocking(move || s.start_match("command line")).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "--start-match: no match started"),
-            Err(e) => tracing::warn!(error = %e, "--start-match failed"),
+        let failed = match tokio::task::spawn_blocking(move || s.start_match("command line")).await
+        {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(e),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(e) = failed {
+            tracing::warn!(error = %e, "--start-match: no match started");
+            if exit_after_match {
+                shared.shutdown();
+                anyhow::bail!("--start-match --exit-after-match: no match started: {e}");
+            }
         }
     }
+    let ended = shared.clone();
+    let stop_when = async move {
+        if exit_after_match {
+            tokio::select! {
+                _ = shutdown_signal() => {}
+                _ = ended.match_ended.notified() => {
+                    tracing::info!("the match ended: exiting (--exit-after-match)");
+                }
+            }
+        } else {
+            shutdown_signal().await;
+        }
+    };
     let served = axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(stop_when)
     .await;
     daemon::watchdog::stopping();
     shared.shutdown();
@@ -333,6 +371,18 @@ fn check_config(path: &std::path::Path) -> Result<()> {
         ),
         Err(e) => println!("  calibration     not usable yet: {e}"),
     }
+    println!(
+        "  camera sync     {}",
+        match config.pipeline.camera_offset_ms {
+            Some(ms) =>
+                format!("left {ms:+} ms ahead of right, as configured (checked, not changed)"),
+            None => "offset found from the cameras' overlap while a match runs".to_string(),
+        }
+    );
+    println!(
+        "  pitch mask      detections more than {} m off the pitch left out",
+        config.tracking.pitch_margin_m
+    );
     println!("  buffer          {}", config.storage.database.display());
     println!(
         "  mqtt            {}",

@@ -6,7 +6,9 @@
 //!   in the buffer;
 //! - a live source that ends is rebuilt and the match goes on;
 //! - a disk that fills up stops the recording, raises the alarm, refuses new matches and loses
-//!   no stored row (needs root for the tmpfs mount, as CI has).
+//!   no stored row (needs root for the tmpfs mount, as CI has);
+//! - camera files that end close the match, and `--exit-after-match` exits cleanly then; a busy
+//!   web port stops the start before the buffer is created.
 
 use rig_sim::motion::procedural::ProceduralMotion;
 use rig_sim::rig::RigConfig;
@@ -208,6 +210,18 @@ impl Daemon {
     fn tracked_frames(&self) -> f64 {
         self.metric("polyvision_stage_frames_total{stage=\"track\"}")
             .unwrap_or(0.0)
+    }
+
+    /// Waits up to `limit` for the daemon to exit by itself.
+    fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        None
     }
 
     /// SIGTERM, then wait for a clean exit.
@@ -732,4 +746,79 @@ fn rtsp_cameras_feed_a_match_and_a_lost_stream_is_rebuilt() {
     );
     assert_eq!(daemon.metric("polyvision_match_running"), Some(1.0));
     daemon.terminate();
+}
+
+#[test]
+fn recorded_files_end_the_match_and_exit_after_match_stops_the_daemon() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let matchdir = small_rig(dir.path(), 4.0, true);
+    let db = dir.path().join("buffer.db");
+    let mut daemon = Daemon::start(
+        dir.path(),
+        &format!(
+            "[capture.left]\nsource = \"{}\"\n[capture.right]\nsource = \"{}\"\n\
+             [storage]\ndatabase = \"{}\"\n",
+            matchdir.join("camera-left.mkv").display(),
+            matchdir.join("camera-right.mkv").display(),
+            db.display()
+        ),
+        &["--start-match", "--exit-after-match"],
+    );
+    let status = daemon
+        .wait_exit(Duration::from_secs(240))
+        .unwrap_or_else(|| {
+            panic!(
+                "still running after the files ended:\n{}",
+                daemon.log_text()
+            )
+        });
+    let log = daemon.log_text();
+    assert!(status.success(), "exit {status}:\n{log}");
+    assert!(log.contains("exiting (--exit-after-match)"), "{log}");
+    let (matches, stopped): (i64, i64) = rusqlite::Connection::open(&db)
+        .and_then(|c| {
+            c.query_row("SELECT count(*), count(stopped_ms) FROM matches", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+        })
+        .expect("matches");
+    assert_eq!((matches, stopped), (1, 1), "{log}");
+    // Every frame of the 4 s went through (the small rig's people are a few pixels tall, so
+    // only some are tracked).
+    assert!(log.contains("frames=100"), "{log}");
+    assert!(stored_rows(&db) > 0, "no rows:\n{log}");
+}
+
+#[test]
+fn a_busy_port_stops_the_start_before_the_buffer_is_created() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = busy.local_addr().expect("addr").port();
+    let db = dir.path().join("buffer.db");
+    let config = dir.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[web]\nlisten = \"127.0.0.1:{port}\"\ntechnician_pin = \"482913\"\n\
+             [storage]\ndatabase = \"{}\"\n",
+            db.display()
+        ),
+    )
+    .expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_polyvision-edge"))
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .expect("run the daemon");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "started on a busy port:\n{stderr}");
+    assert!(
+        stderr.contains(&format!("listening on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(
+        !db.exists(),
+        "the buffer was created before the port was checked"
+    );
 }

@@ -1,27 +1,16 @@
 //! `polyvision-edge demo`: the whole pipeline on a rendered sample match with the CPU backends.
 //!
 //! Renders the match with the rig simulator (`rig-sim`, built beside this binary) unless it is
-//! already there, stitches with the rig's true calibration, detects with the shipped model,
-//! tracks, stores the rows in a fresh SQLite buffer, and prints what came out and where to look.
+//! already there, then runs it as `process` runs a user's recording (see [`super::recording`])
+//! with the rig's true calibration and the shipped model.
 
-use super::detect::{DetectorArgs, build_detector};
+use super::detect::DetectorArgs;
+use super::recording::{self, Recording};
 use anyhow::{Context, Result, bail};
-use polyvision_calibration::lut::StitchTable;
-use polyvision_calibration::{CalibrationFile, ViewGeometry};
-use polyvision_cuda::{Backend, Preference, StitchPlan};
-use polyvision_edge::capture::video::SourceSpec;
-use polyvision_edge::pipeline::{PipelineCounters, PipelineParts, run};
-use polyvision_edge::store::{Store, uuid_text};
-use polyvision_edge::track::finish::finish;
-use polyvision_edge::track::metrics::{CSV_HEADER, MetricsConfig};
-use polyvision_edge::track::mot::track_row;
-use polyvision_edge::track::tracker::Class;
-use std::io::Write;
+use polyvision_edge::config::DEFAULT_PITCH_MARGIN_M;
+use polyvision_edge::track::tracker::TrackerConfig;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
-use std::time::Instant;
 
 /// Arguments of `demo`.
 #[derive(clap::Args)]
@@ -93,181 +82,31 @@ fn render_if_missing(dir: &Path, seconds: f64) -> Result<PathBuf> {
 }
 
 pub(crate) fn run_demo(args: &DemoArgs) -> Result<()> {
-    let started = Instant::now();
     let matchdir = render_if_missing(&args.dir, args.seconds)?;
     let cal_path = matchdir.join("truth/calibration.json");
-    let cal = CalibrationFile::load(&cal_path)?;
-    let view = ViewGeometry::from_calibration(&cal, None)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", cal_path.display()))?;
-    let table = StitchTable::build(&cal, polyvision_calibration::lut::DEFAULT_BAND_PX)
-        .with_context(|| format!("stitching table of {}", cal_path.display()))?;
-    let panorama_size = table.panorama_size;
-    let preference = match args.stitch.as_str() {
-        "auto" => Preference::Auto,
-        "cpu" => Preference::Cpu,
-        "cuda" => Preference::Cuda,
-        other => bail!("--stitch must be auto, cpu or cuda, got {other:?}"),
-    };
-    let pixels = Backend::select(preference, Some(args.detector.threads.max(1)))?;
-    let stitcher = pixels.stitcher(StitchPlan::new(Arc::new(table))?)?;
-    let (detector, card) = build_detector(&args.detector, args.detector.threshold, true)?;
-    let fps = read_fps(&matchdir).unwrap_or(25.0);
-
-    std::fs::create_dir_all(&args.dir)?;
-    let db_path = args.dir.join("buffer.db");
-    for suffix in ["", "-wal", "-shm"] {
-        let p = PathBuf::from(format!("{}{suffix}", db_path.display()));
-        if p.exists() {
-            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
-        }
-    }
-    let mut store = Store::open(&db_path)?;
-    let metadata = serde_json::json!({
-        "source": "polyvision-edge demo",
-        "footage": matchdir.display().to_string(),
-        "model": args.detector.model.display().to_string(),
-    });
-    let info = store.start_match(fps, &metadata.to_string())?;
-    println!(
-        "demo: match {} — stitching on {}, detecting with {} ({}), buffer {}",
-        uuid_text(&info.uuid),
-        pixels.name(),
-        detector.backend(),
-        card.display(),
-        db_path.display()
-    );
-    let parts = PipelineParts {
-        sources: [
-            SourceSpec::File {
-                path: matchdir.join("camera-left.mkv"),
-            },
-            SourceSpec::File {
-                path: matchdir.join("camera-right.mkv"),
-            },
+    recording::process(&Recording {
+        files: [
+            matchdir.join("camera-left.mkv"),
+            matchdir.join("camera-right.mkv"),
         ],
-        stitcher,
-        panorama_size,
-        detector,
-        view,
-        fps,
-        pair_tolerance_ns: (0.5e9 / fps) as u64,
-        pixel_sigma: 2.0,
-        tracker: polyvision_edge::track::tracker::TrackerConfig::default(),
-    };
-    let counters = Arc::new(PipelineCounters::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut outcome = run(
-        parts,
-        &mut store,
-        info.seq,
-        stop,
-        counters.clone(),
-        args.max_frames,
-    )
-    .map_err(anyhow::Error::msg)?;
-    store.stop_match()?;
-    if let Some(e) = &outcome.source_error {
-        bail!("a camera source failed: {e}");
-    }
-
-    let finished = finish(
-        std::mem::take(&mut outcome.points),
-        fps,
-        &MetricsConfig::default(),
-    );
-    store.save_summary(
-        info.seq,
-        &finished.summary("demo", &uuid_text(&info.uuid), info.started_ms, fps),
-    )?;
-    let tracks_path = args.dir.join("tracks.txt");
-    let metrics_path = args.dir.join("metrics.csv");
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&tracks_path)?);
-    for p in &finished.points {
-        writeln!(f, "{}", track_row(p))?;
-    }
-    f.flush()?;
-    let mut f = std::io::BufWriter::new(std::fs::File::create(&metrics_path)?);
-    writeln!(f, "{CSV_HEADER}")?;
-    for r in &finished.metrics {
-        let team = finished.teams.get(&r.id).map_or("unknown", |t| t.name());
-        writeln!(f, "{}", r.csv(team))?;
-    }
-    f.flush()?;
-
-    println!();
-    println!(
-        "demo: {} panoramas {}×{} in {:.1} s ({:.2} frames/s end to end), {} detections, {} unpaired camera frames",
-        outcome.frames,
-        panorama_size[0],
-        panorama_size[1],
-        outcome.wall_s,
-        outcome.frames as f64 / outcome.wall_s.max(1e-9),
-        outcome.detections,
-        outcome.unpaired
-    );
-    println!(
-        "{:<14} {:>7} {:>9} {:>10} {:>8}",
-        "stage", "frames", "busy s", "frames/s", "dropped"
-    );
-    for s in &outcome.stages {
-        println!(
-            "{:<14} {:>7} {:>9.2} {:>10.1} {:>8}",
-            s.name,
-            s.frames,
-            s.busy_s,
-            s.fps(),
-            s.dropped
-        );
-    }
-    let people: Vec<_> = finished
-        .metrics
-        .iter()
-        .filter(|m| m.class != Class::Ball && m.frames as f64 >= fps)
-        .collect();
-    println!();
-    println!(
-        "demo: {} tracks ({} people followed for at least 1 s), {} rows in the buffer",
-        finished.metrics.len(),
-        people.len(),
-        outcome.rows
-    );
-    println!(
-        "{:>5} {:<11} {:>8} {:>12} {:>11}",
-        "track", "team", "seconds", "distance m", "top km/h"
-    );
-    let mut by_distance = people.clone();
-    by_distance.sort_by(|a, b| b.distance_m.total_cmp(&a.distance_m));
-    for m in by_distance.iter().take(30) {
-        println!(
-            "{:>5} {:<11} {:>8.1} {:>12.1} {:>11.1}",
-            m.id,
-            finished.teams.get(&m.id).map_or("unknown", |t| t.name()),
-            m.frames as f64 / fps,
-            m.distance_m,
-            m.top_speed_mps * 3.6
-        );
-    }
-    println!();
-    println!(
-        "demo: done in {:.0} s. Look next at:",
-        started.elapsed().as_secs_f64()
-    );
-    println!(
-        "  {}  tracks (MOTChallenge, x y in pitch metres)",
-        tracks_path.display()
-    );
-    println!("  {}  metrics per track", metrics_path.display());
-    println!(
-        "  {}  the SQLite buffer (sqlite3 {} 'select count(*) from positions')",
-        db_path.display(),
-        db_path.display()
-    );
+        calibration: &cal_path,
+        offset_ms: None,
+        fps: read_fps(&matchdir),
+        command: "demo",
+        detector: &args.detector,
+        model: args.detector.model(),
+        stitch: &args.stitch,
+        max_frames: args.max_frames,
+        tracker: TrackerConfig::default(),
+        pitch_margin_m: DEFAULT_PITCH_MARGIN_M,
+        dir: &args.dir,
+    })?;
     println!(
         "  {}  the videos and the simulator's truth; score the tracks with\n  target/release/rig-sim score {} --tracks {} --metrics {}",
         matchdir.display(),
         matchdir.display(),
-        tracks_path.display(),
-        metrics_path.display()
+        args.dir.join("tracks.txt").display(),
+        args.dir.join("metrics.csv").display()
     );
     Ok(())
 }

@@ -16,13 +16,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// The detector's settings, shared by the detection commands.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub(crate) struct DetectorArgs {
     /// The detector (ONNX), with its card next to it (`X.card.json`) [default: the shipped
-    /// model: models/ in the current folder, in the source tree the binary was built in, or
-    /// /usr/share/polyvision/models].
-    #[arg(long, default_value_os_t = shipped_model(), hide_default_value = true)]
-    pub(crate) model: PathBuf,
+    /// model (`process`: the one trained on real footage): models/ in the current folder, in
+    /// the source tree the binary was built in, or /usr/share/polyvision/models].
+    #[arg(long)]
+    pub(crate) model: Option<PathBuf>,
     /// Lowest score kept.
     #[arg(long, default_value_t = 0.25)]
     pub(crate) threshold: f32,
@@ -40,21 +40,40 @@ pub(crate) struct DetectorArgs {
 /// The shipped detector, wherever the binary runs from: `models/` under the current folder,
 /// the source tree's (the binary in `target/release/`), the installed one beside `bin/`, or the
 /// system's. The first that exists; else the first candidate, so the error names it.
-fn shipped_model() -> PathBuf {
-    const NAME: &str = "polyvision-det.onnx";
-    let mut candidates = vec![Path::new("models").join(NAME)];
+pub(crate) fn shipped_model(name: &str) -> PathBuf {
+    let mut candidates = vec![Path::new("models").join(name)];
     if let Ok(exe) = std::env::current_exe()
         && let Some(dir) = exe.parent()
     {
-        candidates.push(dir.join("../../models").join(NAME));
-        candidates.push(dir.join("../share/polyvision/models").join(NAME));
+        candidates.push(dir.join("../../models").join(name));
+        candidates.push(dir.join("../share/polyvision/models").join(name));
     }
-    candidates.push(Path::new("/usr/share/polyvision/models").join(NAME));
+    candidates.push(Path::new("/usr/share/polyvision/models").join(name));
     candidates
         .iter()
         .find(|p| p.is_file())
         .unwrap_or(&candidates[0])
         .clone()
+}
+
+/// The shipped model trained on rendered footage (the default of every command but `process`).
+pub(crate) const RENDERED_MODEL: &str = "polyvision-det.onnx";
+
+/// The shipped model trained on real footage (the default of `process`).
+pub(crate) const REAL_MODEL: &str = "polyvision-det-real.onnx";
+
+impl DetectorArgs {
+    /// The model given, or the shipped one called `default_name`.
+    pub(crate) fn model_or(&self, default_name: &str) -> PathBuf {
+        self.model
+            .clone()
+            .unwrap_or_else(|| shipped_model(default_name))
+    }
+
+    /// The model given, or the shipped rendered-footage model.
+    pub(crate) fn model(&self) -> PathBuf {
+        self.model_or(RENDERED_MODEL)
+    }
 }
 
 /// Arguments of `detect`.
@@ -128,8 +147,9 @@ pub(crate) fn build_detector(
     if !(0.0..=1.0).contains(&threshold) {
         bail!("--threshold must be within 0–1, got {threshold}");
     }
-    let (card_path, card) = ModelCard::for_model(&args.model).map_err(anyhow::Error::msg)?;
-    let backend = TractBackend::load(&args.model, &card, args.batch.max(1), args.threads.max(1))
+    let model = args.model();
+    let (card_path, card) = ModelCard::for_model(&model).map_err(anyhow::Error::msg)?;
+    let backend = TractBackend::load(&model, &card, args.batch.max(1), args.threads.max(1))
         .map_err(anyhow::Error::msg)?;
     let pixels = Backend::select(Preference::Auto, Some(args.threads.max(1)))?;
     let detector = Detector::new(
@@ -157,7 +177,7 @@ pub(crate) fn run(args: &DetectArgs) -> Result<()> {
     let started = Instant::now();
     let found = detector
         .detect(&Rgba::packed(w, h, &px))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.detector.model.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.detector.model().display()))?;
     let took = started.elapsed().as_secs_f64();
     let tiles = detector
         .layout([w, h])
@@ -330,7 +350,7 @@ pub(crate) fn run_eval(args: &DetectEvalArgs) -> Result<()> {
     // operating point.
     let (mut detector, card_path) =
         build_detector(&args.detector, args.ap_threshold.min(operating), false)?;
-    let (_, card) = ModelCard::for_model(&args.detector.model).map_err(anyhow::Error::msg)?;
+    let (_, card) = ModelCard::for_model(&args.detector.model()).map_err(anyhow::Error::msg)?;
     let per_model_class = card.class_thresholds(operating);
     let thresholds: Vec<f32> = CLASSES
         .iter()
@@ -404,7 +424,7 @@ pub(crate) fn run_eval(args: &DetectEvalArgs) -> Result<()> {
         size[0],
         size[1],
         args.dataset.display(),
-        args.detector.model.display(),
+        args.detector.model().display(),
         card_path.display(),
         seconds / samples.len() as f64 * 1e3,
         detector.backend()
@@ -569,14 +589,14 @@ pub(crate) fn run_bench(args: &BenchDetectArgs) -> Result<()> {
     let panorama = Rgba::packed(w, h, &px);
     detector
         .detect(&panorama)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", d.model.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", d.model().display()))?;
     let runs = args.runs.max(1);
     let started = Instant::now();
     let mut found = 0;
     for _ in 0..runs {
         found = detector
             .detect(&panorama)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", d.model.display()))?
+            .map_err(|e| anyhow::anyhow!("{}: {e}", d.model().display()))?
             .len();
     }
     let per_panorama = started.elapsed().as_secs_f64() / runs as f64;
@@ -584,10 +604,10 @@ pub(crate) fn run_bench(args: &BenchDetectArgs) -> Result<()> {
     let tiles = layout.tiles.len();
 
     // Inference alone on one batch of tiles, the figure another runtime is compared with.
-    let (_, card) = ModelCard::for_model(&d.model).map_err(anyhow::Error::msg)?;
+    let (_, card) = ModelCard::for_model(&d.model()).map_err(anyhow::Error::msg)?;
     let batch = d.batch.max(1);
-    let mut backend =
-        TractBackend::load(&d.model, &card, batch, d.threads.max(1)).map_err(anyhow::Error::msg)?;
+    let mut backend = TractBackend::load(&d.model(), &card, batch, d.threads.max(1))
+        .map_err(anyhow::Error::msg)?;
     let pixels = Backend::select(Preference::Auto, Some(d.threads.max(1)))?;
     let mut preprocessor = pixels.preprocessor();
     let s = card.input_size as usize;

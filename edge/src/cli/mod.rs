@@ -2,5 +2,7 @@
 
 pub(crate) mod demo;
 pub(crate) mod detect;
+pub(crate) mod process;
+pub(crate) mod recording;
 pub(crate) mod store;
 pub(crate) mod track;

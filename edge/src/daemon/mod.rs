@@ -23,7 +23,7 @@ use crate::capture::video::SourceSpec;
 use crate::config::EdgeConfig;
 use crate::detect::card::ModelCard;
 use crate::detect::detector::{Detector, DetectorConfig};
-use crate::pipeline::{PipelineCounters, PipelineParts};
+use crate::pipeline::{CameraSync, PipelineCounters, PipelineParts, PitchMask};
 use crate::store::{Store, uuid_text};
 use polyvision_calibration::ViewGeometry;
 use polyvision_cuda::{Backend, Preference, StitchPlan};
@@ -81,6 +81,8 @@ pub struct Shared {
     pub runner_ticks: AtomicU64,
     /// Wakes the uploader ("sync now").
     pub sync_wake: Arc<tokio::sync::Notify>,
+    /// Told each time a match has ended and its summary is stored (`run --exit-after-match`).
+    pub match_ended: tokio::sync::Notify,
     sync: Mutex<Option<Arc<Mutex<polyvision_cloud_sync::uploader::SyncStatus>>>>,
     sync_stop: Mutex<Option<Arc<AtomicBool>>>,
 }
@@ -243,6 +245,7 @@ pub fn start(
         control: Mutex::new(tx),
         stop_current: Mutex::new(None),
         runner_ticks: AtomicU64::new(0),
+        match_ended: tokio::sync::Notify::new(),
         sync_wake: Arc::default(),
         sync: Mutex::new(None),
         sync_stop: Mutex::new(None),
@@ -354,6 +357,12 @@ fn build_parts(shared: &Shared) -> Result<PipelineParts, String> {
         pair_tolerance_ns: (config.pipeline.pair_tolerance_ms * 1e6) as u64,
         pixel_sigma: config.pipeline.pixel_sigma,
         tracker: config.tracking.tracker(),
+        sync: CameraSync::for_rig(&loaded.file, config.pipeline.camera_offset_ms),
+        pitch_mask: Some(PitchMask::new(
+            &loaded.file.pitch,
+            config.tracking.pitch_margin_m,
+        )),
+        right_gain: None,
     })
 }
 
@@ -439,6 +448,7 @@ fn run_one(shared: &Arc<Shared>, store: &mut Store, reply: Sender<Result<String,
             s.unsynced_rows = n;
         }
     });
+    shared.match_ended.notify_one();
 }
 
 /// Finishes the match (fragments linked, trajectories smoothed, metrics and teams) and keeps its

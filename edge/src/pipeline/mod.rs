@@ -18,10 +18,11 @@ use crate::store::{PositionRow, Store};
 use crate::track::finish::place;
 use crate::track::tracker::{Class, TrackPoint, Tracker, TrackerConfig};
 use pair::Pairer;
-use polyvision_calibration::ViewGeometry;
+use polyvision_calibration::sync::{OverlapSampler, SyncEstimate, SyncOptions, SyncRecorder};
+use polyvision_calibration::{PitchSize, ViewGeometry};
 use polyvision_cuda::{Rgba, Stitcher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,12 @@ pub struct PipelineCounters {
     pub unpaired: AtomicU64,
     /// Live sources rebuilt after they failed or ended.
     pub rebuilds: AtomicU64,
+    /// The camera offset pairing uses now, µs (left ahead of right).
+    pub camera_offset_us: AtomicI64,
+    /// The last sync check's offset left after pairing, thousandths of a frame.
+    pub sync_residual_milliframes: AtomicI64,
+    /// Detections left out before tracking for lying outside the pitch and its margin.
+    pub off_pitch: AtomicU64,
 }
 
 impl PipelineCounters {
@@ -138,6 +145,22 @@ impl PipelineCounters {
         }
         for (metric, help, v) in [
             (
+                "polyvision_camera_offset_seconds",
+                "Left camera's lead over the right that pairing takes off.",
+                self.camera_offset_us.load(Ordering::Relaxed) as f64 * 1e-6,
+            ),
+            (
+                "polyvision_sync_residual_frames",
+                "Camera offset the last sync check found left after pairing.",
+                self.sync_residual_milliframes.load(Ordering::Relaxed) as f64 * 1e-3,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {metric} {help}\n# TYPE {metric} gauge\n{metric} {v}\n"
+            ));
+        }
+        for (metric, help, v) in [
+            (
                 "polyvision_unpaired_frames_total",
                 "Camera frames without a partner.",
                 &self.unpaired,
@@ -146,6 +169,11 @@ impl PipelineCounters {
                 "polyvision_source_rebuilds_total",
                 "Live camera sources rebuilt after a failure.",
                 &self.rebuilds,
+            ),
+            (
+                "polyvision_off_pitch_detections_total",
+                "Detections left out before tracking for lying off the pitch.",
+                &self.off_pitch,
             ),
         ] {
             out.push_str(&format!(
@@ -177,6 +205,90 @@ pub struct PipelineParts {
     pub pixel_sigma: f64,
     /// The tracker's parameters.
     pub tracker: TrackerConfig,
+    /// The cameras' time offset and its check.
+    pub sync: CameraSync,
+    /// Where detections count; `None` keeps every detection.
+    pub pitch_mask: Option<PitchMask>,
+    /// Per-channel gain (R, G, B) applied to the right camera before stitching, so that its
+    /// colour matches the left's across the seam; `None` leaves the frames as they are.
+    pub right_gain: Option<[f64; 3]>,
+}
+
+/// Keeping the two cameras in step.
+pub struct CameraSync {
+    /// How far the left camera's clock is ahead of the right's, ns: pairing takes it off.
+    pub left_offset_ns: i64,
+    /// A configured offset is only checked (a warning when the cameras disagree); otherwise the
+    /// check's finding replaces it.
+    pub fixed: bool,
+    /// The pitch both cameras see, for the check; `None` runs without one.
+    pub check: Option<OverlapSampler>,
+}
+
+impl CameraSync {
+    /// No offset and no check (a rig whose cameras share a clock and a trigger).
+    pub fn none() -> Self {
+        CameraSync {
+            left_offset_ns: 0,
+            fixed: true,
+            check: None,
+        }
+    }
+
+    /// A rig's sync: `offset_ms` configured (only checked) or, absent, found while running;
+    /// checked over the overlap of the calibration's two cameras.
+    pub fn for_rig(cal: &polyvision_calibration::CalibrationFile, offset_ms: Option<f64>) -> Self {
+        let check = match OverlapSampler::new(cal, &SyncOptions::default()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "camera sync is not checked");
+                None
+            }
+        };
+        CameraSync {
+            left_offset_ns: offset_ms.map_or(0, |ms| (ms * 1e6).round() as i64),
+            fixed: offset_ms.is_some(),
+            check,
+        }
+    }
+}
+
+/// Seconds of pairs one sync check looks at.
+pub const SYNC_WINDOW_S: f64 = 5.0;
+
+/// One sync check of a run.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct SyncCheck {
+    /// The pair the check ended at.
+    pub pair: u64,
+    /// What it found left between the cameras after pairing, in frames.
+    pub estimate: SyncEstimate,
+    /// The offset pairing used after the check, ms.
+    pub offset_ms: f64,
+}
+
+/// The pitch and a margin around it: detections placed outside are not people of the match
+/// (stands, fences, trees, advertising), and are left out before tracking.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PitchMask {
+    half_extents: [f64; 2],
+    margin_m: f64,
+}
+
+impl PitchMask {
+    /// `pitch` grown by `margin_m` on every side.
+    pub fn new(pitch: &PitchSize, margin_m: f64) -> Self {
+        PitchMask {
+            half_extents: pitch.half_extents(),
+            margin_m: margin_m.max(0.0),
+        }
+    }
+
+    /// Whether pitch point `p` (metres from the centre spot) is inside.
+    pub fn contains(&self, p: [f64; 2]) -> bool {
+        p[0].abs() <= self.half_extents[0] + self.margin_m
+            && p[1].abs() <= self.half_extents[1] + self.margin_m
+    }
 }
 
 /// What a run produced.
@@ -198,6 +310,25 @@ pub struct PipelineOutcome {
     pub wall_s: f64,
     /// A source that failed, if one did (the run stops cleanly with what it had).
     pub source_error: Option<String>,
+    /// Every sync check, in order.
+    pub sync_checks: Vec<SyncCheck>,
+    /// The camera offset pairing ended with, ms.
+    pub camera_offset_ms: f64,
+    /// Detections left out for lying off the pitch.
+    pub off_pitch: u64,
+    /// The last panorama with its detections (for a preview picture).
+    pub last_panorama: Option<LastPanorama>,
+}
+
+/// The last panorama of a run.
+#[derive(Debug, Clone)]
+pub struct LastPanorama {
+    /// Its frame number.
+    pub frame: u64,
+    /// Width and height.
+    pub size: [u32; 2],
+    /// RGBA pixels, one `u32` each.
+    pub pixels: Vec<u32>,
 }
 
 type Pair = (u64, TimedFrame, TimedFrame);
@@ -302,10 +433,18 @@ fn pair_thread(
     right: Receiver<TimedFrame>,
     tx: SyncSender<Pair>,
     tolerance_ns: u64,
+    sync: CameraSync,
+    fps: f64,
     counters: Arc<PipelineCounters>,
-) -> std::thread::JoinHandle<()> {
+) -> std::thread::JoinHandle<Vec<SyncCheck>> {
     std::thread::spawn(move || {
-        let mut pairer = Pairer::new(tolerance_ns);
+        let mut pairer = Pairer::with_offset(tolerance_ns, sync.left_offset_ns);
+        let mut checker = sync
+            .check
+            .map(|s| SyncChecker::new(s, sync.left_offset_ns, sync.fixed, fps));
+        counters
+            .camera_offset_us
+            .store(sync.left_offset_ns / 1000, Ordering::Relaxed);
         let mut index = 0u64;
         let c = counters.stage("pair");
         // Both heads are needed for a decision; block on whichever side is empty.
@@ -325,9 +464,14 @@ fn pair_thread(
             let started = Instant::now();
             while let Some((l, r)) = pairer.next_pair() {
                 index += 1;
+                if let Some(ch) = checker.as_mut()
+                    && let Some(offset_ns) = ch.push(index, &l, &r, &counters)
+                {
+                    pairer.set_offset(offset_ns);
+                }
                 c.add(started);
                 if tx.send((index, l, r)).is_err() {
-                    return;
+                    return checker.map(|c| c.checks).unwrap_or_default();
                 }
             }
             counters
@@ -337,20 +481,148 @@ fn pair_thread(
         counters
             .unpaired
             .store(pairer.unpaired(), Ordering::Relaxed);
+        checker.map(|c| c.checks).unwrap_or_default()
+    })
+}
+
+/// The sync check inside the pair stage: the overlap's motion over [`SYNC_WINDOW_S`] of pairs,
+/// correlated; what is left between the cameras after pairing is logged and, unless the offset
+/// was configured, taken off from then on.
+struct SyncChecker {
+    recorder: SyncRecorder,
+    window: usize,
+    max_lag: usize,
+    frame_ns: f64,
+    offset_ns: i64,
+    fixed: bool,
+    failed: bool,
+    checks: Vec<SyncCheck>,
+}
+
+impl SyncChecker {
+    fn new(sampler: OverlapSampler, offset_ns: i64, fixed: bool, fps: f64) -> Self {
+        SyncChecker {
+            recorder: SyncRecorder::new(sampler),
+            window: (SYNC_WINDOW_S * fps).round().max(12.0) as usize,
+            // Half a second either way: more than any two free-running cameras started together.
+            max_lag: (0.5 * fps).round().max(3.0) as usize,
+            frame_ns: 1e9 / fps,
+            offset_ns,
+            fixed,
+            failed: false,
+            checks: Vec::new(),
+        }
+    }
+
+    /// Records one pair; returns a new offset for pairing when the check found one.
+    fn push(
+        &mut self,
+        index: u64,
+        l: &TimedFrame,
+        r: &TimedFrame,
+        counters: &PipelineCounters,
+    ) -> Option<i64> {
+        if self.failed {
+            return None;
+        }
+        for (camera, f) in [(0, l), (1, r)] {
+            let frame = polyvision_calibration::seam::Frame {
+                size: [f.frame.width, f.frame.height],
+                rgba: &f.frame.rgba,
+            };
+            if let Err(e) = self.recorder.push(camera, &frame) {
+                tracing::warn!(error = %e, "camera sync check off for this match");
+                self.failed = true;
+                return None;
+            }
+        }
+        if self.recorder.frames(0) < self.window {
+            return None;
+        }
+        let found = self.recorder.estimate(self.max_lag);
+        self.recorder.clear();
+        let estimate = match found {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::debug!(reason = %e, "camera sync check inconclusive");
+                return None;
+            }
+        };
+        let residual = estimate.offset_frames;
+        let mut changed = None;
+        if estimate.is_clear() {
+            counters
+                .sync_residual_milliframes
+                .store((residual * 1000.0).round() as i64, Ordering::Relaxed);
+            if residual.abs() > 0.5 {
+                let found_ns = self.offset_ns + (residual * self.frame_ns).round() as i64;
+                if self.fixed {
+                    tracing::warn!(
+                        configured_ms = self.offset_ns as f64 * 1e-6,
+                        found_ms = found_ns as f64 * 1e-6,
+                        residual_frames = residual,
+                        "the cameras are out of step with the configured offset (pipeline.camera_offset_ms): pairs mix instants, players ghost in the seam"
+                    );
+                } else {
+                    tracing::warn!(
+                        from_ms = self.offset_ns as f64 * 1e-6,
+                        to_ms = found_ns as f64 * 1e-6,
+                        residual_frames = residual,
+                        "camera offset corrected from the overlap"
+                    );
+                    self.offset_ns = found_ns;
+                    counters
+                        .camera_offset_us
+                        .store(found_ns / 1000, Ordering::Relaxed);
+                    changed = Some(found_ns);
+                }
+            }
+        } else {
+            tracing::debug!(
+                ?estimate,
+                "camera sync check not clear (too little motion in the overlap)"
+            );
+        }
+        self.checks.push(SyncCheck {
+            pair: index,
+            estimate,
+            offset_ms: self.offset_ns as f64 * 1e-6,
+        });
+        changed
+    }
+}
+
+/// A lookup table per channel that scales bytes by `gain` (clamped to 0–255).
+fn gain_tables(gain: [f64; 3]) -> [[u8; 256]; 3] {
+    gain.map(|g| {
+        let mut t = [0u8; 256];
+        for (v, out) in t.iter_mut().enumerate() {
+            *out = (v as f64 * g).round().clamp(0.0, 255.0) as u8;
+        }
+        t
     })
 }
 
 fn stitch_thread(
     mut stitcher: Box<dyn Stitcher>,
     size: [u32; 2],
+    right_gain: Option<[f64; 3]>,
     rx: Receiver<Pair>,
     tx: SyncSender<Panorama>,
     counters: Arc<PipelineCounters>,
 ) -> std::thread::JoinHandle<Result<(), String>> {
     std::thread::spawn(move || {
         let c = counters.stage("stitch");
-        for (index, l, r) in rx {
+        let tables = right_gain.map(gain_tables);
+        for (index, l, mut r) in rx {
             let started = Instant::now();
+            if let Some(t) = &tables {
+                for p in r.frame.rgba.chunks_exact_mut(4) {
+                    for k in 0..3 {
+                        p[k] = t[k][p[k] as usize];
+                    }
+                }
+            }
             let (lp, rp) = (
                 polyvision_cuda::image::pixels_of(&l.frame.rgba),
                 polyvision_cuda::image::pixels_of(&r.frame.rgba),
@@ -377,9 +649,10 @@ fn detect_thread(
     rx: Receiver<Panorama>,
     tx: SyncSender<Found>,
     counters: Arc<PipelineCounters>,
-) -> std::thread::JoinHandle<Result<(), String>> {
+) -> std::thread::JoinHandle<Result<Option<LastPanorama>, String>> {
     std::thread::spawn(move || {
         let c = counters.stage("detect");
+        let mut last = None;
         for (index, [w, h], pixels) in rx {
             let started = Instant::now();
             let image = Rgba::packed(w, h, &pixels);
@@ -399,8 +672,13 @@ fn detect_thread(
             if tx.send((index, with_colour)).is_err() {
                 break;
             }
+            last = Some(LastPanorama {
+                frame: index,
+                size: [w, h],
+                pixels,
+            });
         }
-        Ok(())
+        Ok(last)
     })
 }
 
@@ -447,6 +725,9 @@ pub fn run(
         pair_tolerance_ns,
         pixel_sigma,
         tracker: tracker_config,
+        sync,
+        pitch_mask,
+        right_gain,
     } = parts;
     let (ltx, lrx) = sync_channel(4);
     let (rtx, rrx) = sync_channel(4);
@@ -469,8 +750,23 @@ pub fn run(
             stop.clone(),
         ),
     ];
-    let pairing = pair_thread(lrx, rrx, ptx, pair_tolerance_ns, counters.clone());
-    let stitching = stitch_thread(stitcher, panorama_size, prx, stx, counters.clone());
+    let pairing = pair_thread(
+        lrx,
+        rrx,
+        ptx,
+        pair_tolerance_ns,
+        sync,
+        fps,
+        counters.clone(),
+    );
+    let stitching = stitch_thread(
+        stitcher,
+        panorama_size,
+        right_gain,
+        prx,
+        stx,
+        counters.clone(),
+    );
     let detecting = detect_thread(detector, srx, dtx, counters.clone());
 
     let mut tracker = Tracker::new(tracker_config, fps);
@@ -488,6 +784,13 @@ pub fn run(
             .iter()
             .filter_map(|(d, colour)| {
                 place(&view, d.bbox, d.score as f64, d.class, *colour, pixel_sigma)
+            })
+            .filter(|d| {
+                let kept = pitch_mask.is_none_or(|m| m.contains(d.pitch));
+                if !kept {
+                    counters.off_pitch.fetch_add(1, Ordering::Relaxed);
+                }
+                kept
             })
             .collect();
         let out = tracker.step(index, &dets, &to_image);
@@ -541,14 +844,17 @@ pub fn run(
             Err(_) => source_error = Some("a capture thread panicked".into()),
         }
     }
-    let _ = pairing.join();
-    for (name, handle) in [("stitch", stitching), ("detect", detecting)] {
-        match handle.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(format!("the {name} stage panicked")),
-        }
+    let sync_checks = pairing.join().unwrap_or_default();
+    match stitching.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err("the stitch stage panicked".into()),
     }
+    let last_panorama = match detecting.join() {
+        Ok(Ok(last)) => last,
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err("the detect stage panicked".into()),
+    };
     Ok(PipelineOutcome {
         frames,
         detections,
@@ -558,5 +864,120 @@ pub fn run(
         unpaired: counters.unpaired.load(Ordering::Relaxed),
         wall_s: started.elapsed().as_secs_f64(),
         source_error,
+        sync_checks,
+        camera_offset_ms: counters.camera_offset_us.load(Ordering::Relaxed) as f64 * 1e-3,
+        off_pitch: counters.off_pitch.load(Ordering::Relaxed),
+        last_panorama,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::still::RgbaFrame;
+    use polyvision_calibration::{CalibrationFile, CameraCalibration, Homography, LensModel};
+
+    /// Two top-down cameras at 8 px/m sharing x in [-10, 10] m.
+    fn rig() -> CalibrationFile {
+        let camera = |name: &str, x_left: f64| CameraCalibration {
+            name: name.into(),
+            image_size: [560, 640],
+            lens: LensModel::pinhole(500.0, 500.0, 280.0, 320.0),
+            pitch_from_image: Homography::from_rows([
+                [0.125, 0.0, x_left],
+                [0.0, -0.125, 40.0],
+                [0.0, 0.0, 1.0],
+            ])
+            .expect("finite"),
+            fit: None,
+        };
+        CalibrationFile::new(
+            PitchSize::default(),
+            vec![camera("left", -60.0), camera("right", -10.0)],
+        )
+    }
+
+    /// Camera `x_left`'s picture at instant `t`: players walking through the overlap.
+    fn frame(x_left: f64, t: f64) -> TimedFrame {
+        let mut rgba = vec![110u8; 560 * 640 * 4];
+        for k in 0..12 {
+            let k = k as f64;
+            let x = -9.0 + (k * 1.9 + 0.5 * t * (1.0 + 0.4 * (k * 0.9).sin())).rem_euclid(18.0);
+            let y = -30.0 + (k * 5.1 + 0.4 * t * (0.6 + (k * 1.7).cos())).rem_euclid(60.0);
+            let (u, v) = ((x - x_left) * 8.0, (40.0 - y) * 8.0);
+            for dy in -6i64..=6 {
+                for dx in -3i64..=3 {
+                    let (px, py) = (u as i64 + dx, v as i64 + dy);
+                    if (0..560).contains(&px) && (0..640).contains(&py) {
+                        let i = (py as usize * 560 + px as usize) * 4;
+                        rgba[i..i + 3].copy_from_slice(&[230, 40, 30]);
+                    }
+                }
+            }
+        }
+        TimedFrame {
+            pts_ns: 0,
+            frame: RgbaFrame {
+                width: 560,
+                height: 640,
+                rgba,
+            },
+        }
+    }
+
+    /// Feeds 130 pairs whose left frame shows the instant `lead` frames after the right one.
+    fn check(lead: f64, offset_ns: i64, fixed: bool) -> (Option<i64>, Vec<SyncCheck>) {
+        let sampler = OverlapSampler::new(&rig(), &SyncOptions::default()).expect("overlap");
+        let mut checker = SyncChecker::new(sampler, offset_ns, fixed, 25.0);
+        let counters = PipelineCounters::default();
+        let mut changed = None;
+        for n in 0..130 {
+            let (l, r) = (frame(-60.0, n as f64 - lead), frame(-10.0, n as f64));
+            if let Some(o) = checker.push(n + 1, &l, &r, &counters) {
+                changed = Some(o);
+            }
+        }
+        (changed, checker.checks)
+    }
+
+    #[test]
+    fn pairs_out_of_step_are_found_and_corrected_unless_the_offset_was_configured() {
+        // Pairs mixing instants 3 frames apart: found, and the offset moves by 120 ms.
+        let (changed, checks) = check(3.0, 0, false);
+        assert_eq!(checks.len(), 1, "{checks:?}");
+        assert!(
+            (checks[0].estimate.offset_frames - 3.0).abs() < 0.3,
+            "{checks:?}"
+        );
+        let ms = changed.expect("a new offset") as f64 * 1e-6;
+        assert!((ms - 120.0).abs() < 12.0, "{ms} ms");
+        // A configured offset is kept (only a warning), the finding still recorded.
+        let (changed, checks) = check(3.0, 40_000_000, true);
+        assert_eq!(changed, None);
+        assert!(
+            (checks[0].estimate.offset_frames - 3.0).abs() < 0.3,
+            "{checks:?}"
+        );
+        assert_eq!(checks[0].offset_ms, 40.0);
+        // Pairs in step: nothing to correct.
+        let (changed, checks) = check(0.0, 0, false);
+        assert_eq!(changed, None);
+        assert!(checks[0].estimate.offset_frames.abs() < 0.3, "{checks:?}");
+    }
+
+    #[test]
+    fn the_pitch_mask_keeps_the_pitch_and_its_margin() {
+        let mask = PitchMask::new(&PitchSize::default(), 3.0);
+        assert!(mask.contains([0.0, 0.0]) && mask.contains([55.0, -36.5]));
+        assert!(!mask.contains([56.0, 0.0]) && !mask.contains([0.0, -37.9]));
+    }
+
+    #[test]
+    fn gains_scale_and_clamp_each_channel() {
+        let t = gain_tables([0.5, 1.0, 2.0]);
+        assert_eq!(
+            (t[0][200], t[1][200], t[2][100], t[2][200]),
+            (100, 200, 200, 255)
+        );
+    }
 }

@@ -4,6 +4,10 @@
 //! nearest in time, if that is within the tolerance (half a frame interval by default). A frame
 //! whose partner is missing — dropped by a live source, or lost on the cable — is discarded and
 //! counted; the other camera's stream goes on.
+//!
+//! A known time offset between the cameras (found by `polyvision_calibration::sync` or
+//! configured) is taken off the left camera's times before they are compared: with an offset of
+//! `k` frames, left frame `n + k` pairs with right frame `n`.
 
 use crate::capture::video::TimedFrame;
 use std::collections::VecDeque;
@@ -12,6 +16,8 @@ use std::collections::VecDeque;
 #[derive(Debug)]
 pub struct Pairer {
     tolerance_ns: u64,
+    /// Taken off the left camera's capture times before pairing, ns.
+    left_offset_ns: i64,
     left: VecDeque<TimedFrame>,
     right: VecDeque<TimedFrame>,
     unpaired: u64,
@@ -20,12 +26,25 @@ pub struct Pairer {
 impl Pairer {
     /// A pairer that accepts capture times up to `tolerance_ns` apart.
     pub fn new(tolerance_ns: u64) -> Self {
+        Pairer::with_offset(tolerance_ns, 0)
+    }
+
+    /// A pairer for cameras whose left frame at time `t + left_offset_ns` shows the instant of
+    /// the right frame at `t`.
+    pub fn with_offset(tolerance_ns: u64, left_offset_ns: i64) -> Self {
         Pairer {
             tolerance_ns,
+            left_offset_ns,
             left: VecDeque::new(),
             right: VecDeque::new(),
             unpaired: 0,
         }
+    }
+
+    /// From now on take `left_offset_ns` off the left camera's times (a sync check found the
+    /// cameras apart); frames already waiting are paired by the new offset.
+    pub fn set_offset(&mut self, left_offset_ns: i64) {
+        self.left_offset_ns = left_offset_ns;
     }
 
     /// A left frame arrived.
@@ -58,8 +77,9 @@ impl Pairer {
     /// the tolerance can never find a partner.
     pub fn next_pair(&mut self) -> Option<(TimedFrame, TimedFrame)> {
         loop {
-            let (l, r) = (self.left.front()?.pts_ns, self.right.front()?.pts_ns);
-            if l.abs_diff(r) <= self.tolerance_ns {
+            let l = self.left.front()?.pts_ns as i128 - self.left_offset_ns as i128;
+            let r = self.right.front()?.pts_ns as i128;
+            if l.abs_diff(r) <= self.tolerance_ns as u128 {
                 return Some((self.left.pop_front()?, self.right.pop_front()?));
             }
             if l < r {
@@ -89,7 +109,11 @@ mod tests {
     }
 
     fn pairs(left: &[u64], right: &[u64]) -> (Vec<(u64, u64)>, u64) {
-        let mut p = Pairer::new(20_000_000);
+        pairs_offset(left, right, 0)
+    }
+
+    fn pairs_offset(left: &[u64], right: &[u64], offset_ms: i64) -> (Vec<(u64, u64)>, u64) {
+        let mut p = Pairer::with_offset(20_000_000, offset_ms * 1_000_000);
         left.iter().for_each(|&t| p.push_left(frame(t)));
         right.iter().for_each(|&t| p.push_right(frame(t)));
         let mut out = Vec::new();
@@ -120,5 +144,24 @@ mod tests {
         let (p, lost) = pairs(&[0, 100], &[50, 150]);
         assert!(p.is_empty());
         assert_eq!(lost, 3);
+    }
+
+    #[test]
+    fn a_known_camera_offset_pairs_the_same_instants() {
+        // Left is 4 frames (160 ms) ahead: its first four frames have no partner.
+        let left: Vec<u64> = (0..8).map(|n| n * 40).collect();
+        let right: Vec<u64> = (0..4).map(|n| n * 40).collect();
+        let (p, lost) = pairs_offset(&left, &right, 160);
+        assert_eq!(p, vec![(160, 0), (200, 40), (240, 80), (280, 120)]);
+        assert_eq!(lost, 4);
+        // The other way round, and an offset the size of u64 times does not overflow.
+        let (p, lost) = pairs_offset(&right, &left, -160);
+        assert_eq!(p, vec![(0, 160), (40, 200), (80, 240), (120, 280)]);
+        assert_eq!(lost, 4);
+        let mut far = Pairer::with_offset(20_000_000, i64::MIN);
+        far.push_left(frame(u64::MAX / 1_000_000));
+        far.push_right(frame(0));
+        assert!(far.next_pair().is_none());
+        assert_eq!(far.unpaired(), 1);
     }
 }
