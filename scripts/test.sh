@@ -108,13 +108,15 @@ run_group pipeline cargo test --release --locked -p polyvision-edge --test pipel
 # The real two-camera recording end to end with one command (`process`): calibration from the
 # clicked landmarks, the cameras' offset found, colour matched, stitched, detected, tracked.
 REAL_RIG=target/real-rig
+REAL_FOOTAGE=${POLYVISION_SHARED:-../shared}/data/real/soccertrack
 run_group real-rig bash -c "
   set -e
+  if [ ! -f '$REAL_FOOTAGE/left_camera.mp4' ]; then echo 'SKIPPED: no real recording in $REAL_FOOTAGE'; exit 0; fi
   rm -rf '$REAL_RIG' && mkdir -p '$REAL_RIG'
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
-  .venv/bin/python scripts/real-panorama.py --out '$REAL_RIG' --first 1 --last 5 --step 4 > /dev/null
-  POLYVISION_REAL_RIG='$REAL_RIG' cargo test --release --locked -p polyvision-edge --test real_rig -- --include-ignored --nocapture"
+  .venv/bin/python scripts/real-panorama.py --shared '$REAL_FOOTAGE' --out '$REAL_RIG' --first 1 --last 5 --step 4 > /dev/null
+  POLYVISION_SHARED='${POLYVISION_SHARED:-../shared}' POLYVISION_REAL_RIG='$REAL_RIG' cargo test --release --locked -p polyvision-edge --test real_rig -- --include-ignored --nocapture"
 # The SQLite buffer: 50 SIGKILLs while writing, and one match worth of rows (4.5 million).
 STORE_DB=$(mktemp -u --suffix .db)
 run_group store bash -c "cargo test --release --locked -p polyvision-edge --test store_crash -- --nocapture \

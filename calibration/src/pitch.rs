@@ -186,8 +186,13 @@ impl PitchSize {
 
     /// True when `p` lies on the pitch, lines included.
     pub fn contains(&self, p: [f64; 2]) -> bool {
+        self.contains_within(p, 0.0)
+    }
+
+    /// True when `p` lies on the pitch grown by `margin_m` on every side.
+    pub fn contains_within(&self, p: [f64; 2], margin_m: f64) -> bool {
         let [hl, hw] = self.half_extents();
-        p[0].abs() <= hl && p[1].abs() <= hw
+        p[0].abs() <= hl + margin_m && p[1].abs() <= hw + margin_m
     }
 
     /// Every standard landmark, with stable names.

@@ -14,7 +14,7 @@
 //!   cameras' series over a range of lags, and refines the best lag to a fraction of a frame.
 //!
 //! Convention: an offset of `+k` frames means left frame `n + k` shows the instant of right
-//! frame `n` (the left recording started `k` frames earlier, or its clock runs behind).
+//! frame `n` (the left recording started `k` frames earlier, or its clock is ahead).
 
 use crate::file::CalibrationFile;
 use crate::seam::Frame;
@@ -258,6 +258,13 @@ impl SyncRecorder {
     /// Frames recorded for camera `camera` (motion values, one fewer than frames pushed).
     pub fn frames(&self, camera: usize) -> usize {
         self.motion[camera].len()
+    }
+
+    /// Forgets everything, the reference frames too (the streams jumped: a new offset, a lost
+    /// frame).
+    pub fn reset(&mut self) {
+        self.clear();
+        self.previous = [None, None];
     }
 
     /// Forgets the recorded motion (each camera's last frame is kept as the reference).

@@ -330,7 +330,18 @@ async fn run_daemon(
     }
     daemon::mqtt::goodbye(&shared).await;
     mqtt.abort();
-    served.context("serving the web page")
+    served.context("serving the web page")?;
+    if exit_after_match
+        && shared
+            .last_match_failed
+            .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        anyhow::bail!(
+            "the match did not end cleanly: {}",
+            shared.status().last_match.unwrap_or_default()
+        );
+    }
+    Ok(())
 }
 
 /// `check-config`: everything the daemon needs at start, checked without starting it.

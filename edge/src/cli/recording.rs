@@ -92,6 +92,9 @@ pub(crate) struct Preview {
     pub(crate) fps: f64,
     /// The correlation's verdict, or why there is none.
     pub(crate) sync: Result<SyncEstimate, String>,
+    /// The offset found as capture time, ns: left frame at `t + offset_ns` shows the instant of
+    /// right frame at `t`.
+    pub(crate) offset_ns: Option<i64>,
     /// Per-channel gain that matches the right camera's colour to the left's.
     pub(crate) right_gain: Option<[f64; 3]>,
     /// The recorder, for [`SyncRecorder::overlap_difference`].
@@ -132,15 +135,15 @@ pub(crate) fn preview(
 ) -> Result<Preview> {
     let mut recorder =
         OverlapSampler::new(cal, &SyncOptions::default()).map(SyncRecorder::keeping_colour);
-    let mut intervals = Vec::new();
+    // Capture times of every frame read, per camera.
+    let mut times: [Vec<u64>; 2] = [Vec::new(), Vec::new()];
+    // A file whose frames carry no times would never reach `seconds`: a cap on frames too.
+    let most = (seconds * 240.0).ceil() as usize;
     for (camera, path) in files.iter().enumerate() {
         let mut source = VideoSource::open(&SourceSpec::File { path: path.clone() })?;
-        let (mut first_pts, mut last_pts) = (None, 0u64);
-        let mut frames = 0u64;
         while let Read::Frame(f) = source.read(Duration::from_secs(30))? {
-            let first = *first_pts.get_or_insert(f.pts_ns);
-            last_pts = f.pts_ns;
-            frames += 1;
+            let first = *times[camera].first().unwrap_or(&f.pts_ns);
+            times[camera].push(f.pts_ns);
             if let Ok(r) = recorder.as_mut() {
                 let frame = polyvision_calibration::seam::Frame {
                     size: [f.frame.width, f.frame.height],
@@ -149,30 +152,52 @@ pub(crate) fn preview(
                 r.push(camera, &frame)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
             }
-            if f.pts_ns.saturating_sub(first) as f64 * 1e-9 >= seconds {
+            if f.pts_ns.saturating_sub(first) as f64 * 1e-9 >= seconds
+                || times[camera].len() >= most
+            {
                 break;
             }
         }
-        if frames < 2 {
+        if times[camera].len() < 2 {
             bail!("{}: fewer than two frames", path.display());
         }
-        let first = first_pts.unwrap_or(0);
-        intervals.push(last_pts.saturating_sub(first) as f64 / (frames - 1) as f64);
     }
-    let fps = intervals
+    let interval_ns = |t: &[u64]| -> Option<f64> {
+        let span = t.last()?.saturating_sub(*t.first()?) as f64;
+        (span > 0.0).then(|| span / (t.len() - 1) as f64)
+    };
+    let fps = times
         .iter()
-        .filter(|i| i.is_finite() && **i > 0.0)
-        .map(|i| 1e9 / i)
-        .next()
-        .unwrap_or(25.0);
+        .find_map(|t| interval_ns(t))
+        .map_or(25.0, |i| 1e9 / i);
     let sync = recorder
         .as_ref()
         .map_err(Clone::clone)
         .and_then(|r| r.estimate((0.5 * fps).round().max(3.0) as usize));
+    // The offset in capture time: what the frames found k apart carry as times (the files
+    // need not start at the same time), and the fraction of a frame on top.
+    let offset_ns = sync.as_ref().ok().and_then(|e| {
+        let k = e.offset_frames.round() as i64;
+        let gaps: Vec<i64> = (0..times[1].len())
+            .filter_map(|n| {
+                let l = *times[0].get(usize::try_from(n as i64 + k).ok()?)?;
+                Some(
+                    (l as i128 - times[1][n] as i128).clamp(i64::MIN as i128, i64::MAX as i128)
+                        as i64,
+                )
+            })
+            .collect();
+        let mut sorted = gaps;
+        sorted.sort_unstable();
+        let middle = *sorted.get(sorted.len() / 2)?;
+        let fraction = (e.offset_frames - k as f64) * interval_ns(&times[0]).unwrap_or(1e9 / fps);
+        Some(middle + fraction.round() as i64)
+    });
     let right_gain = recorder.as_ref().ok().and_then(|r| r.colour_gain());
     Ok(Preview {
         fps,
         sync,
+        offset_ns,
         right_gain,
         recorder: recorder.ok(),
     })
@@ -201,12 +226,10 @@ pub(crate) fn process(job: &Recording<'_>) -> Result<()> {
     let table = StitchTable::build(&cal, polyvision_calibration::lut::DEFAULT_BAND_PX)
         .with_context(|| format!("stitching table of {}", job.calibration.display()))?;
     let panorama_size = table.panorama_size;
-    let preference = match job.stitch {
-        "auto" => Preference::Auto,
-        "cpu" => Preference::Cpu,
-        "cuda" => Preference::Cuda,
-        other => bail!("--stitch must be auto, cpu or cuda, got {other:?}"),
-    };
+    let preference: Preference = job
+        .stitch
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--stitch: {e}"))?;
     let pixels = Backend::select(preference, Some(job.detector.threads.max(1)))?;
     let stitcher = pixels.stitcher(StitchPlan::new(Arc::new(table))?)?;
     let detector_args = DetectorArgs {
@@ -227,23 +250,20 @@ pub(crate) fn process(job: &Recording<'_>) -> Result<()> {
                 "{}: camera offset {ms:+.0} ms as given; the overlap shows {:+.2} frames ({:+.0} ms)",
                 job.command,
                 e.offset_frames,
-                e.offset_frames * frame_ms
+                found
+                    .offset_ns
+                    .map_or(e.offset_frames * frame_ms, |ns| ns as f64 * 1e-6)
             );
             Some(ms)
         }
         (Some(ms), Err(_)) => Some(ms),
-        (None, Ok(e)) if e.is_clear() => {
+        (None, Ok(e)) if e.is_clear() && found.offset_ns.is_some() => {
+            let ms = found.offset_ns.unwrap_or(0) as f64 * 1e-6;
             println!(
-                "{}: camera offset found from the overlap: left frame n + {:.2} shows right frame n ({:+.0} ms; correlation {:.2}, next best {:.2}, {} cells, {} frames)",
-                job.command,
-                e.offset_frames,
-                e.offset_frames * frame_ms,
-                e.peak,
-                e.runner_up,
-                e.cells,
-                e.frames
+                "{}: camera offset found from the overlap: left frame n + {:.2} shows right frame n ({ms:+.0} ms; correlation {:.2}, next best {:.2}, {} cells, {} frames)",
+                job.command, e.offset_frames, e.peak, e.runner_up, e.cells, e.frames
             );
-            Some(e.offset_frames * frame_ms)
+            Some(ms)
         }
         (None, Ok(e)) => {
             println!(
@@ -501,7 +521,7 @@ fn preview_picture(
     view: &ViewGeometry,
 ) -> Result<Vec<u8>> {
     let [w, h] = last.size;
-    let mut rgba: Vec<u8> = last.pixels.iter().flat_map(|p| p.to_le_bytes()).collect();
+    let mut rgba = polyvision_cuda::image::bytes_of(&last.pixels).to_vec();
     let mut put = |x: i64, y: i64, c: [u8; 3]| {
         if x >= 0 && y >= 0 && x < w as i64 && y < h as i64 {
             let i = (y as usize * w as usize + x as usize) * 4;

@@ -83,6 +83,9 @@ pub struct Shared {
     pub sync_wake: Arc<tokio::sync::Notify>,
     /// Told each time a match has ended and its summary is stored (`run --exit-after-match`).
     pub match_ended: tokio::sync::Notify,
+    /// Whether the last match ended badly: failed, a camera source failed, the disk filled or
+    /// the buffer could not close it (`run --exit-after-match` then exits with an error).
+    pub last_match_failed: AtomicBool,
     sync: Mutex<Option<Arc<Mutex<polyvision_cloud_sync::uploader::SyncStatus>>>>,
     sync_stop: Mutex<Option<Arc<AtomicBool>>>,
 }
@@ -246,6 +249,7 @@ pub fn start(
         stop_current: Mutex::new(None),
         runner_ticks: AtomicU64::new(0),
         match_ended: tokio::sync::Notify::new(),
+        last_match_failed: AtomicBool::new(false),
         sync_wake: Arc::default(),
         sync: Mutex::new(None),
         sync_stop: Mutex::new(None),
@@ -409,6 +413,10 @@ fn run_one(shared: &Arc<Shared>, store: &mut Store, reply: Sender<Result<String,
         save_summary(shared, store, &info, std::mem::take(&mut o.points));
     }
     let unsynced = store.counts().map(|c| c.1).ok();
+    let failed = disk_full(&outcome, &stopped)
+        || stopped.is_err()
+        || outcome.as_ref().map_or(true, |o| o.source_error.is_some());
+    shared.last_match_failed.store(failed, Ordering::Relaxed);
     let summary = if disk_full(&outcome, &stopped) {
         tracing::error!(%uuid, "match stopped: the disk is full; stored rows are kept");
         shared.raise_disk_alarm(disk::free_mb(&shared.config.storage.database).unwrap_or(0));

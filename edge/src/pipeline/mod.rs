@@ -271,7 +271,7 @@ pub struct SyncCheck {
 /// (stands, fences, trees, advertising), and are left out before tracking.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PitchMask {
-    half_extents: [f64; 2],
+    pitch: PitchSize,
     margin_m: f64,
 }
 
@@ -279,15 +279,14 @@ impl PitchMask {
     /// `pitch` grown by `margin_m` on every side.
     pub fn new(pitch: &PitchSize, margin_m: f64) -> Self {
         PitchMask {
-            half_extents: pitch.half_extents(),
+            pitch: *pitch,
             margin_m: margin_m.max(0.0),
         }
     }
 
     /// Whether pitch point `p` (metres from the centre spot) is inside.
     pub fn contains(&self, p: [f64; 2]) -> bool {
-        p[0].abs() <= self.half_extents[0] + self.margin_m
-            && p[1].abs() <= self.half_extents[1] + self.margin_m
+        self.pitch.contains_within(p, self.margin_m)
     }
 }
 
@@ -492,11 +491,24 @@ struct SyncChecker {
     recorder: SyncRecorder,
     window: usize,
     max_lag: usize,
+    /// The nominal frame interval, ns (a gap of more than 1.5 of it is a lost frame).
     frame_ns: f64,
     offset_ns: i64,
     fixed: bool,
     failed: bool,
     checks: Vec<SyncCheck>,
+    /// Over the window: left minus right capture time of each pair, ns.
+    pair_gaps: Vec<i64>,
+    /// Over the window: the right camera's frame intervals, ns.
+    intervals: Vec<u64>,
+    last_right_ns: Option<u64>,
+}
+
+/// The middle value (the upper one of an even count); `None` when empty.
+fn median<T: Copy + Ord>(values: &[T]) -> Option<T> {
+    let mut v = values.to_vec();
+    v.sort_unstable();
+    v.get(v.len() / 2).copied()
 }
 
 impl SyncChecker {
@@ -511,7 +523,18 @@ impl SyncChecker {
             fixed,
             failed: false,
             checks: Vec::new(),
+            pair_gaps: Vec::new(),
+            intervals: Vec::new(),
+            last_right_ns: None,
         }
+    }
+
+    /// Starts the window afresh (the lag is counted in pairs, so a lost frame or a new offset
+    /// would blur it).
+    fn restart(&mut self) {
+        self.recorder.reset();
+        self.pair_gaps.clear();
+        self.intervals.clear();
     }
 
     /// Records one pair; returns a new offset for pairing when the check found one.
@@ -525,6 +548,16 @@ impl SyncChecker {
         if self.failed {
             return None;
         }
+        if let Some(last) = self.last_right_ns.replace(r.pts_ns) {
+            match r.pts_ns.checked_sub(last) {
+                Some(step) if (step as f64) <= 1.5 * self.frame_ns => self.intervals.push(step),
+                // A frame lost (or a rebuilt source's clock): frames are no longer consecutive.
+                _ => self.restart(),
+            }
+        }
+        self.pair_gaps.push(
+            (l.pts_ns as i128 - r.pts_ns as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64,
+        );
         for (camera, f) in [(0, l), (1, r)] {
             let frame = polyvision_calibration::seam::Frame {
                 size: [f.frame.width, f.frame.height],
@@ -540,7 +573,12 @@ impl SyncChecker {
             return None;
         }
         let found = self.recorder.estimate(self.max_lag);
+        // What pairing does now, measured: the capture-time gap of its pairs and the interval.
+        let paired_gap_ns = median(&self.pair_gaps).unwrap_or(self.offset_ns);
+        let interval_ns = median(&self.intervals).map_or(self.frame_ns, |i| i as f64);
         self.recorder.clear();
+        self.pair_gaps.clear();
+        self.intervals.clear();
         let estimate = match found {
             Ok(e) => e,
             Err(e) => {
@@ -555,7 +593,7 @@ impl SyncChecker {
                 .sync_residual_milliframes
                 .store((residual * 1000.0).round() as i64, Ordering::Relaxed);
             if residual.abs() > 0.5 {
-                let found_ns = self.offset_ns + (residual * self.frame_ns).round() as i64;
+                let found_ns = paired_gap_ns + (residual * interval_ns).round() as i64;
                 if self.fixed {
                     tracing::warn!(
                         configured_ms = self.offset_ns as f64 * 1e-6,
@@ -575,6 +613,7 @@ impl SyncChecker {
                         .camera_offset_us
                         .store(found_ns / 1000, Ordering::Relaxed);
                     changed = Some(found_ns);
+                    self.restart();
                 }
             }
         } else {
@@ -844,7 +883,9 @@ pub fn run(
             Err(_) => source_error = Some("a capture thread panicked".into()),
         }
     }
-    let sync_checks = pairing.join().unwrap_or_default();
+    let sync_checks = pairing
+        .join()
+        .map_err(|_| "the pair stage panicked".to_string())?;
     match stitching.join() {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e),
@@ -897,8 +938,9 @@ mod tests {
         )
     }
 
-    /// Camera `x_left`'s picture at instant `t`: players walking through the overlap.
-    fn frame(x_left: f64, t: f64) -> TimedFrame {
+    /// Camera `x_left`'s picture at instant `t`, captured at `pts_ns`: players walking through
+    /// the overlap.
+    fn frame(x_left: f64, t: f64, pts_ns: u64) -> TimedFrame {
         let mut rgba = vec![110u8; 560 * 640 * 4];
         for k in 0..12 {
             let k = k as f64;
@@ -916,7 +958,7 @@ mod tests {
             }
         }
         TimedFrame {
-            pts_ns: 0,
+            pts_ns,
             frame: RgbaFrame {
                 width: 560,
                 height: 640,
@@ -925,19 +967,33 @@ mod tests {
         }
     }
 
-    /// Feeds 130 pairs whose left frame shows the instant `lead` frames after the right one.
-    fn check(lead: f64, offset_ns: i64, fixed: bool) -> (Option<i64>, Vec<SyncCheck>) {
+    /// Feeds 130 pairs (25 fps) made by a pairer taking `offset_ns` off the left camera's
+    /// times, whose left frame shows the instant `lead` frames before the right one's; the
+    /// right camera skips a frame at pair `lost` if given.
+    fn check_with(
+        lead: f64,
+        offset_ns: i64,
+        fixed: bool,
+        lost: Option<u64>,
+    ) -> (Option<i64>, Vec<SyncCheck>) {
         let sampler = OverlapSampler::new(&rig(), &SyncOptions::default()).expect("overlap");
         let mut checker = SyncChecker::new(sampler, offset_ns, fixed, 25.0);
         let counters = PipelineCounters::default();
         let mut changed = None;
-        for n in 0..130 {
-            let (l, r) = (frame(-60.0, n as f64 - lead), frame(-10.0, n as f64));
+        for n in 0..130u64 {
+            let m = n + lost.is_some_and(|at| n >= at) as u64;
+            let right_ns = 1_000_000_000 + m * 40_000_000;
+            let l = frame(-60.0, m as f64 - lead, (right_ns as i64 + offset_ns) as u64);
+            let r = frame(-10.0, m as f64, right_ns);
             if let Some(o) = checker.push(n + 1, &l, &r, &counters) {
                 changed = Some(o);
             }
         }
         (changed, checker.checks)
+    }
+
+    fn check(lead: f64, offset_ns: i64, fixed: bool) -> (Option<i64>, Vec<SyncCheck>) {
+        check_with(lead, offset_ns, fixed, None)
     }
 
     #[test]
@@ -963,6 +1019,13 @@ mod tests {
         let (changed, checks) = check(0.0, 0, false);
         assert_eq!(changed, None);
         assert!(checks[0].estimate.offset_frames.abs() < 0.3, "{checks:?}");
+        // An offset already applied: the correction adds to what pairing does (160 + 80 ms).
+        let (changed, _) = check(2.0, 160_000_000, false);
+        let ms = changed.expect("a new offset") as f64 * 1e-6;
+        assert!((ms - 240.0).abs() < 12.0, "{ms} ms");
+        // A lost frame starts the window afresh: 130 pairs with one lost at 60 finish none.
+        let (changed, checks) = check_with(3.0, 0, false, Some(60));
+        assert_eq!((changed, checks.len()), (None, 0), "{checks:?}");
     }
 
     #[test]
